@@ -1,0 +1,168 @@
+//! Login, logout and the session's user: server functions and the checks every other
+//! server function runs first.
+
+use crate::error::AppError;
+use crate::wire::SessionUser;
+use leptos::prelude::*;
+
+/// Logs in and redirects to `next` (a local path) or the Overview.
+#[server(prefix = "/api", endpoint = "login")]
+pub async fn login(
+    username: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    use self::ssr::*;
+    respond(async move {
+        let user = control()?
+            .login(username.trim(), &password, client_ip().await)
+            .await?;
+        let session = session().await?;
+        // A fresh id on login, so that a session id planted before login is worthless.
+        session.cycle_id().await.map_err(internal)?;
+        session
+            .insert(USER_ID_KEY, user.id)
+            .await
+            .map_err(internal)?;
+        leptos_axum::redirect(local_redirect_target(next.as_deref()));
+        Ok(())
+    })
+    .await
+}
+
+/// Ends the session and redirects to the login page.
+#[server(prefix = "/api", endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    use self::ssr::*;
+    respond(async move {
+        session().await?.flush().await.map_err(internal)?;
+        leptos_axum::redirect("/login");
+        Ok(())
+    })
+    .await
+}
+
+/// The session's user, or `None` when nobody is logged in.
+#[server(prefix = "/api", endpoint = "me")]
+pub async fn current_user() -> Result<Option<SessionUser>, AppError> {
+    use self::ssr::*;
+    respond(session_user()).await
+}
+
+/// Where to go after login: `next` when it is a path on this site, else the Overview.
+/// Anything else (`//evil`, `https://…`, `\\evil`) would be an open redirect.
+pub fn local_redirect_target(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path
+        }
+        _ => "/",
+    }
+}
+
+/// Server-side helpers for server functions: the session, the acting user, role checks.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use crate::control::SharedControlPlane;
+    use crate::error::AppError;
+    use crate::wire::{Role, SessionUser};
+    use leptos::prelude::*;
+    use std::net::{IpAddr, SocketAddr};
+    use tower_sessions::Session;
+
+    /// The session key holding the logged-in user's id.
+    pub const USER_ID_KEY: &str = "user_id";
+
+    /// The control plane the server provided as context.
+    pub fn control() -> Result<SharedControlPlane, AppError> {
+        use_context::<SharedControlPlane>()
+            .ok_or_else(|| AppError::Internal("the control plane is not in context".into()))
+    }
+
+    /// The request's session (the session layer must wrap the Leptos routes).
+    pub async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract::<Session>()
+            .await
+            .map_err(|e| AppError::Internal(format!("no session on this request: {e}")))
+    }
+
+    /// The client's address, for login throttling.
+    pub async fn client_ip() -> Option<IpAddr> {
+        leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
+            .await
+            .ok()
+            .map(|info| info.0.ip())
+    }
+
+    /// The logged-in user, fresh from the store (role changes and deletions apply at once).
+    pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
+        let session = session().await?;
+        let Some(id) = session.get::<i64>(USER_ID_KEY).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        let user = control()?.session_user(id).await?;
+        if user.is_none() {
+            // The user was deleted: the session is worthless.
+            session.flush().await.map_err(internal)?;
+        }
+        Ok(user)
+    }
+
+    /// The logged-in user if their role allows `need`; the refusal otherwise.
+    pub async fn require(need: Role) -> Result<SessionUser, AppError> {
+        let user = session_user().await?.ok_or(AppError::Unauthenticated)?;
+        if user.role.allows(need) {
+            Ok(user)
+        } else {
+            Err(AppError::Forbidden {
+                have: user.role,
+                need,
+            })
+        }
+    }
+
+    /// Runs a server function's body and answers a failure with its HTTP status.
+    pub async fn respond<T>(
+        body: impl std::future::Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        let result = body.await;
+        if let Err(error) = &result {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                let status = axum::http::StatusCode::from_u16(error.status())
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                response.set_status(status);
+            }
+            if matches!(error, AppError::Internal(_)) {
+                tracing::error!(%error, "server function failed");
+            }
+        }
+        result
+    }
+
+    /// Wraps an unexpected failure (session store, encoding) as an internal error.
+    pub fn internal(error: impl std::fmt::Display) -> AppError {
+        AppError::Internal(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_redirect_target;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(local_redirect_target(Some("/users")), "/users");
+        assert_eq!(local_redirect_target(Some("/fleet?x=1")), "/fleet?x=1");
+        assert_eq!(local_redirect_target(None), "/");
+        assert_eq!(local_redirect_target(Some("")), "/");
+        assert_eq!(local_redirect_target(Some("//evil.example")), "/");
+        assert_eq!(local_redirect_target(Some("https://evil.example")), "/");
+        assert_eq!(local_redirect_target(Some("/\\evil.example")), "/");
+        assert_eq!(local_redirect_target(Some("/a\nb")), "/");
+    }
+}

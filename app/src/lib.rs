@@ -1,0 +1,164 @@
+//! Fleetdeck's dashboard: a Leptos app rendered on the server (feature `ssr`) and hydrated
+//! in the browser (feature `hydrate`).
+//!
+//! - [`wire`]: the serde types both sides exchange;
+//! - [`control`]: the `ControlPlane` seam the server implements (ssr only);
+//! - [`auth`]: login, logout and the role checks every server function runs first;
+//! - [`pages`]: one module per page, each with the server functions it calls;
+//! - [`components`]: the layout and shared pieces.
+
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod components;
+#[cfg(feature = "ssr")]
+pub mod control;
+pub mod error;
+pub mod pages;
+pub mod wire;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::components::layout::Layout;
+use crate::pages::{
+    login::LoginPage, not_found::NotFound, overview::OverviewPage, upcoming::Upcoming,
+    users::UsersPage,
+};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The dashboard: the login page and, behind it, the pages in the shared layout.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser, once hydrated: mark <body> so that tests and
+    // monitoring can tell a hydrated page from a server-rendered one.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "");
+        }
+    });
+    view! {
+        <Stylesheet id="leptos" href="/pkg/fleetdeck.css" />
+        <Title formatter=|page: String| format!("{page} · Fleetdeck") />
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/login") view=LoginPage />
+                <ParentRoute path=path!("") view=Layout>
+                    <Route path=path!("") view=OverviewPage />
+                    <Route
+                        path=path!("fleet")
+                        view=|| view! {
+                            <Upcoming
+                                title="Fleet"
+                                what="servers and their instances with health, admin state, breaker, in-flight calls, calls/s and p50/p99 latency; drain, undrain and breaker reset for operators"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("tools")
+                        view=|| view! {
+                            <Upcoming
+                                title="Tools"
+                                what="the catalog of every tool in the fleet: description, input schema, annotations, the instances that serve it, and whether its results are cached"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("breakers")
+                        view=|| view! {
+                            <Upcoming
+                                title="Breakers"
+                                what="every instance's circuit breaker: state, consecutive failures, time to half-open and recent transitions"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("caches")
+                        view=|| view! {
+                            <Upcoming
+                                title="Caches"
+                                what="tool-list and result caches with entries, hits, misses and hit rate; invalidation by tool, server or all"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("traces")
+                        view=|| view! {
+                            <Upcoming
+                                title="Traces"
+                                what="searchable traces of gateway calls and a span waterfall showing attempts, retries and breaker decisions"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("permissions")
+                        view=|| view! {
+                            <Upcoming
+                                title="Permissions"
+                                what="the assistants × tools matrix with each decision and its source; toggles and bulk grants for admins"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("assistants")
+                        view=|| view! {
+                            <Upcoming
+                                title="Assistants"
+                                what="assistants with their tier, API keys (issue, revoke), last use, calls and denials"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("audit")
+                        view=|| view! {
+                            <Upcoming
+                                title="Audit"
+                                what="every tool call and admin action, filtered and paginated, with CSV export"
+                            />
+                        }
+                    />
+                    <Route
+                        path=path!("roi")
+                        view=|| view! {
+                            <Upcoming
+                                title="ROI"
+                                what="return on investment per server from measured usage: ROI %, break-even months and value over time"
+                            />
+                        }
+                    />
+                    <Route path=path!("users") view=UsersPage />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The browser's entry point: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

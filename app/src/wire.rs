@@ -1,0 +1,223 @@
+//! Wire types: what the server and the browser exchange. Plain serde data, no I/O.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A dashboard login's role. Ordered: each role may do everything the ones below it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Watches the fleet, reads reports.
+    Viewer,
+    /// On-call: drains instances, resets breakers, invalidates caches.
+    Operator,
+    /// Manages permissions, assistants and users.
+    Admin,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    /// The role's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether a user with this role may do what `required` is needed for.
+    pub fn allows(self, required: Role) -> bool {
+        self >= required
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is none of viewer, operator, admin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: expected viewer, operator or admin")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            other => Err(UnknownRole(other.to_string())),
+        }
+    }
+}
+
+/// The logged-in user of a dashboard session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUser {
+    /// The user's id in the store.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Current role (read from the store on every request, so a change applies at once).
+    pub role: Role,
+}
+
+/// One dashboard login as the Users page lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    /// The user's id in the store.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// When the user was created (Unix ms).
+    pub created_at_ms: i64,
+    /// When the user's role or password last changed (Unix ms).
+    pub updated_at_ms: i64,
+}
+
+/// A password the server generated, shown once to the admin who asked for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedPassword {
+    /// Whose password it is.
+    pub username: String,
+    /// The password in clear; it is stored only as an argon2id hash.
+    pub password: String,
+}
+
+/// The control plane's own state, for the Overview page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    /// Fleetdeck's version.
+    pub version: String,
+    /// Which store backs this replica ("sqlite" or "postgres").
+    pub database: String,
+    /// Whether the database answered just now.
+    pub database_ok: bool,
+    /// Seconds since this replica started.
+    pub uptime_s: u64,
+    /// Dashboard logins, by role.
+    pub users_by_role: Vec<(Role, u64)>,
+    /// Server time of this reading (Unix ms).
+    pub now_ms: i64,
+}
+
+/// One recorded admin action: who changed what, from what to what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminActionEntry {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who acted (a user name, or `cli`).
+    pub actor: String,
+    /// What they did, e.g. `user.set_role`.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// The state before, if recorded.
+    pub before: Option<String>,
+    /// The state after, if recorded.
+    pub after: Option<String>,
+}
+
+/// Formats a duration in seconds as `3d 4h`, `2h 05m`, `4m 09s` or `7s`.
+pub fn format_duration_s(total: u64) -> String {
+    let (d, h, m, s) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Formats Unix ms as `YYYY-MM-DD HH:MM:SS` in UTC (identical on server and browser, so
+/// hydration matches).
+pub fn format_timestamp_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_and_allow_what_is_below_them() {
+        assert!(Role::Admin.allows(Role::Admin));
+        assert!(Role::Admin.allows(Role::Operator));
+        assert!(Role::Admin.allows(Role::Viewer));
+        assert!(Role::Operator.allows(Role::Viewer));
+        assert!(Role::Operator.allows(Role::Operator));
+        assert!(!Role::Operator.allows(Role::Admin));
+        assert!(Role::Viewer.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Operator));
+        assert!(!Role::Viewer.allows(Role::Admin));
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert_eq!(
+            "root".parse::<Role>().unwrap_err().to_string(),
+            "unknown role \"root\": expected viewer, operator or admin"
+        );
+        assert!(
+            "Admin".parse::<Role>().is_err(),
+            "role names are case-sensitive"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_utc_calendar_times() {
+        assert_eq!(format_timestamp_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(
+            format_timestamp_utc(1_795_352_645_678),
+            "2026-11-22 13:04:05"
+        );
+        assert_eq!(format_timestamp_utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(format_timestamp_utc(-1000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration_s(7), "7s");
+        assert_eq!(format_duration_s(249), "4m 09s");
+        assert_eq!(format_duration_s(7500), "2h 05m");
+        assert_eq!(format_duration_s(3 * 86_400 + 4 * 3600 + 59), "3d 4h");
+    }
+}

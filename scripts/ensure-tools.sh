@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what building (and, with `test`, testing) Fleetdeck needs, skipping whatever is
+# already there at the right version: seconds when all is present, ~30 minutes on a fresh
+# machine (cargo-leptos and wasm-bindgen-cli compile from source on 2 cores).
+#
+#   scripts/ensure-tools.sh build   # Rust wasm target, cargo-leptos, wasm-bindgen CLI
+#   scripts/ensure-tools.sh test    # the above, plus Chromium, and the npm packages of end2end
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+want="${1:-build}"
+
+CARGO_LEPTOS_VERSION=0.3.10
+# cargo-leptos runs the wasm-bindgen CLI from PATH; it must match the library in Cargo.lock.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown Rust target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! cargo leptos --version 2>/dev/null | grep -q " ${CARGO_LEPTOS_VERSION}\$"; then
+  say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (15-25 minutes on 2 cores)"
+  # no_downloads: use tools from PATH instead of fetching binaries (this network has none).
+  cargo install "cargo-leptos@${CARGO_LEPTOS_VERSION}" --locked --features no_downloads
+fi
+
+if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WASM_BINDGEN_VERSION}\$"; then
+  say "installing wasm-bindgen-cli ${WASM_BINDGEN_VERSION} (about 5 minutes)"
+  # Not --locked: the CLI's own lock file names a release the registry no longer serves.
+  cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --force
+fi
+
+if [ "$want" = test ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium for the end-to-end tests"
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  fi
+  # playwright-core drives the system Chromium; it downloads no browser of its own.
+  if [ ! -d end2end/node_modules/playwright-core ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
+    say "installing the end-to-end test dependencies (npm ci)"
+    (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

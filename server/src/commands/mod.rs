@@ -1,0 +1,4 @@
+//! What each CLI command does.
+
+pub mod serve;
+pub mod user;

@@ -1,0 +1,157 @@
+//! Settings: every one a command-line flag with an environment twin (`fleetdeck --help`).
+
+use crate::telemetry::logging::LogFormat;
+use app::wire::Role;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Fleetdeck: the control plane of an MCP fleet (gateway and operator dashboard).
+#[derive(Debug, Parser)]
+#[command(name = "fleetdeck", version, about, long_about = None)]
+pub struct Cli {
+    /// Directory for Fleetdeck's state (the SQLite database by default); created if missing.
+    #[arg(
+        long,
+        env = "FLEETDECK_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Database URL [default: sqlite://<data dir>/fleetdeck.db].
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Log line format (the filter comes from RUST_LOG).
+    #[arg(long, env = "FLEETDECK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The database URL in force (an empty DATABASE_URL counts as unset).
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| crate::store::default_database_url(&self.data_dir))
+    }
+}
+
+/// Fleetdeck's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard.
+    Serve(ServeArgs),
+    /// Manage dashboard logins (acts on the same store as a running server).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Settings of `fleetdeck serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Password for the first admin (`admin`), used only when the store has no users; when
+    /// unset, one is generated and printed once in the log.
+    #[arg(long, env = "FLEETDECK_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Directory of the built site (the wasm, JS and CSS that cargo-leptos produces).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Mark the session cookie Secure: set this when users reach Fleetdeck over https.
+    #[arg(long, env = "FLEETDECK_SECURE_COOKIE")]
+    pub secure_cookie: bool,
+
+    /// Origins (scheme://host[:port]) trusted for changes besides the request's own host,
+    /// e.g. the public URL behind a proxy; comma-separated in the environment.
+    #[arg(
+        long = "allowed-origin",
+        env = "FLEETDECK_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Minutes without a request after which a dashboard session ends.
+    #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=525_600))]
+    pub session_idle_minutes: u64,
+}
+
+/// `fleetdeck user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a login; prints a generated password unless --password-stdin is given.
+    Add {
+        /// User name (lower-case letters, digits, . _ @ -).
+        name: String,
+        /// Role: viewer, operator or admin.
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a login's role.
+    SetRole {
+        /// User name.
+        name: String,
+        /// New role: viewer, operator or admin.
+        role: Role,
+    },
+    /// Replace a login's password; prints a generated one unless --password-stdin is given.
+    ResetPassword {
+        /// User name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List logins and their roles.
+    List,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_arguments_and_bad_values_are_usage_errors() {
+        let err = Cli::try_parse_from(["fleetdeck", "serve", "--no-such-flag"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        let err =
+            Cli::try_parse_from(["fleetdeck", "user", "set-role", "bob", "root"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let err = Cli::try_parse_from(["fleetdeck", "serve", "--addr", "nowhere"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn the_database_defaults_to_sqlite_in_the_data_dir() {
+        let dir = std::path::Path::new("/var/lib/fd");
+        assert_eq!(
+            crate::store::default_database_url(dir),
+            "sqlite:///var/lib/fd/fleetdeck.db"
+        );
+        let cli = Cli::try_parse_from(["fleetdeck", "user", "list", "--data-dir", "x"]).unwrap();
+        assert_eq!(
+            cli.data_dir,
+            PathBuf::from("x"),
+            "global flags go after the command too"
+        );
+    }
+}

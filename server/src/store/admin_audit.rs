@@ -1,0 +1,102 @@
+//! The audit trail of admin actions: who did what to which target, before and after.
+
+use super::{Store, StoreError, on_pool};
+
+/// One admin action about to be recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminAction {
+    /// Who acted (a user name, or `cli`).
+    pub actor: String,
+    /// What they did, e.g. `user.set_role`.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// The state before, if any.
+    pub before: Option<String>,
+    /// The state after, if any.
+    pub after: Option<String>,
+}
+
+impl AdminAction {
+    /// An action with no recorded state.
+    pub fn new(actor: &str, action: &str, target: &str) -> Self {
+        AdminAction {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// With the state before.
+    pub fn before(mut self, before: impl Into<String>) -> Self {
+        self.before = Some(before.into());
+        self
+    }
+
+    /// With the state after.
+    pub fn after(mut self, after: impl Into<String>) -> Self {
+        self.after = Some(after.into());
+        self
+    }
+}
+
+/// A recorded admin action.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminAuditRecord {
+    /// Row id.
+    pub id: i64,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// To what.
+    pub target: String,
+    /// State before.
+    pub before: Option<String>,
+    /// State after.
+    pub after: Option<String>,
+}
+
+/// Inserts an audit row inside the caller's transaction, so it commits with the change.
+pub(super) async fn insert_audit<'c, E>(
+    executor: E,
+    action: &AdminAction,
+    at_ms: i64,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO admin_audit (at_ms, actor, action, target, before, after) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(at_ms)
+    .bind(&action.actor)
+    .bind(&action.action)
+    .bind(&action.target)
+    .bind(&action.before)
+    .bind(&action.after)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The newest admin actions, newest first.
+    pub async fn recent_admin_audit(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<AdminAuditRecord>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, at_ms, actor, action, target, before, after FROM admin_audit \
+             ORDER BY id DESC LIMIT $1"
+        )
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await)?)
+    }
+}

@@ -1,0 +1,3 @@
+//! Logs now; traces, metrics and probes join here with the gateway.
+
+pub mod logging;

@@ -1,0 +1,82 @@
+//! The HTTP surface: the Leptos dashboard (pages and server functions), sessions, CSRF and
+//! login gates, and health endpoints.
+
+mod csrf;
+mod health;
+mod login_gate;
+
+pub use csrf::AllowedOrigins;
+
+use crate::store::{SessionBackend, Store};
+use app::control::SharedControlPlane;
+use axum::Router;
+use axum::extract::FromRef;
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use std::time::Duration;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "fleetdeck_session";
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Leptos' site options (site root, output name).
+    pub leptos_options: LeptosOptions,
+    /// The store, for health checks.
+    pub store: Store,
+    /// The dashboard's control plane.
+    pub control: SharedControlPlane,
+}
+
+/// Cookie and origin settings of the dashboard.
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    /// Mark the session cookie `Secure` (serve behind https).
+    pub secure_cookie: bool,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// Origins accepted for mutating requests besides the request's own host.
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// Builds the whole router.
+pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) -> Router {
+    let routes = generate_route_list(app::App);
+    let control = state.control.clone();
+    let options = state.leptos_options.clone();
+    let sessions = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(settings.secure_cookie)
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::try_from(settings.session_idle)
+                .unwrap_or(tower_sessions::cookie::time::Duration::hours(12)),
+        ));
+
+    Router::new()
+        .merge(health::routes())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(control.clone()),
+            move || app::shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            login_gate::require_login,
+        ))
+        // Outside the gate: the gate reads the session.
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            settings.allowed_origins,
+            csrf::refuse_foreign_origin,
+        ))
+        .with_state(state)
+}
