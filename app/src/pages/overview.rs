@@ -179,7 +179,7 @@ fn StatusCards(status: SystemStatus) -> impl IntoView {
             </article>
             <article class="card stat">
                 <h2>"Logins"</h2>
-                <p class="value">{users}</p>
+                <p class="value compact">{users}</p>
                 <p class="muted">"admins manage them under Users"</p>
             </article>
         </section>
