@@ -13,9 +13,10 @@ export LEPTOS_SITE_ROOT := $(CURDIR)/target/site
 
 .PHONY: demo test build tools test-tools lint unit e2e
 
-## demo: build, then serve the dashboard at http://127.0.0.1:3000 (state under ./data)
+## demo: build, then start the demo fleet behind the gateway and serve the dashboard at
+## http://127.0.0.1:3000 (state under ./data; the demo assistant key in ./data/demo-key)
 demo: build
-	$(FLEETDECK) serve
+	$(FLEETDECK) demo
 
 ## build: the server binary and the hydrating wasm site (cargo-leptos)
 build: tools

@@ -24,7 +24,8 @@ use leptos_router::path;
 
 use crate::components::layout::Layout;
 use crate::pages::{
-    login::LoginPage, not_found::NotFound, overview::OverviewPage, upcoming::Upcoming,
+    breakers::BreakersPage, caches::CachesPage, fleet::FleetPage, login::LoginPage,
+    not_found::NotFound, overview::OverviewPage, tools::ToolsPage, upcoming::Upcoming,
     users::UsersPage,
 };
 
@@ -67,42 +68,10 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage />
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=OverviewPage />
-                    <Route
-                        path=path!("fleet")
-                        view=|| view! {
-                            <Upcoming
-                                title="Fleet"
-                                what="servers and their instances with health, admin state, breaker, in-flight calls, calls/s and p50/p99 latency; drain, undrain and breaker reset for operators"
-                            />
-                        }
-                    />
-                    <Route
-                        path=path!("tools")
-                        view=|| view! {
-                            <Upcoming
-                                title="Tools"
-                                what="the catalog of every tool in the fleet: description, input schema, annotations, the instances that serve it, and whether its results are cached"
-                            />
-                        }
-                    />
-                    <Route
-                        path=path!("breakers")
-                        view=|| view! {
-                            <Upcoming
-                                title="Breakers"
-                                what="every instance's circuit breaker: state, consecutive failures, time to half-open and recent transitions"
-                            />
-                        }
-                    />
-                    <Route
-                        path=path!("caches")
-                        view=|| view! {
-                            <Upcoming
-                                title="Caches"
-                                what="tool-list and result caches with entries, hits, misses and hit rate; invalidation by tool, server or all"
-                            />
-                        }
-                    />
+                    <Route path=path!("fleet") view=FleetPage />
+                    <Route path=path!("tools") view=ToolsPage />
+                    <Route path=path!("breakers") view=BreakersPage />
+                    <Route path=path!("caches") view=CachesPage />
                     <Route
                         path=path!("traces")
                         view=|| view! {

@@ -128,6 +128,134 @@ pub struct AdminActionEntry {
     pub after: Option<String>,
 }
 
+/// The fleet as the Fleet page shows it: every server and its instances, at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// The servers, by name.
+    pub servers: Vec<ServerView>,
+    /// Server time of this reading (Unix ms).
+    pub now_ms: i64,
+}
+
+/// One MCP server of the fleet with its routing strategy and instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerView {
+    /// Unique name; its tools are exposed as `<name>__<tool>`.
+    pub name: String,
+    /// Business domain, if the fleet file gives one.
+    pub domain: Option<String>,
+    /// Balancer strategy, e.g. `least-load`.
+    pub strategy: String,
+    /// The instances, in fleet-file order.
+    pub instances: Vec<InstanceView>,
+}
+
+/// One instance's state: admin state, health, breaker, load, counters and latency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// Unique instance id.
+    pub id: String,
+    /// The server it belongs to.
+    pub server: String,
+    /// Where it is reached: its URL, or `stdio: <command>`.
+    pub endpoint: String,
+    /// Admin state: `active`, `draining` or `drained`.
+    pub admin: String,
+    /// Observed health: `unknown`, `healthy`, `degraded` or `unhealthy`.
+    pub health: String,
+    /// Breaker state: `closed`, `open` or `half_open`.
+    pub breaker: String,
+    /// Consecutive failures the breaker counted.
+    pub consecutive_failures: u32,
+    /// Time until an open breaker lets probes through (ms); `None` unless open.
+    pub half_open_in_ms: Option<u64>,
+    /// Calls in flight now.
+    pub in_flight: u32,
+    /// Concurrency limit.
+    pub max_in_flight: u32,
+    /// Calls that reached the instance since this replica started.
+    pub calls: u64,
+    /// Of those, calls that failed at the instance.
+    pub failures: u64,
+    /// Median latency over recent calls (ms), if any.
+    pub p50_ms: Option<f64>,
+    /// 99th-percentile latency over recent calls (ms), if any.
+    pub p99_ms: Option<f64>,
+    /// The last failure's cause, if any.
+    pub last_error: Option<String>,
+    /// Seconds since the last failure, if any.
+    pub last_error_age_s: Option<u64>,
+    /// Added while running (removable from the dashboard), not declared in the fleet file.
+    pub runtime: bool,
+}
+
+/// One recorded breaker state change of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerTransitionView {
+    /// The instance whose breaker changed.
+    pub instance: String,
+    /// The instance's server.
+    pub server: String,
+    /// When it changed (Unix ms, derived from this replica's monotonic clock).
+    pub at_ms: i64,
+    /// State before: `closed`, `open` or `half_open`.
+    pub from: String,
+    /// State after: `closed`, `open` or `half_open`.
+    pub to: String,
+    /// Why, in words for an operator.
+    pub cause: String,
+}
+
+/// One cache of one server, for the Caches page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheView {
+    /// The server.
+    pub server: String,
+    /// `tools` (the tool list) or `results` (cacheable tools' results).
+    pub kind: String,
+    /// Entries now.
+    pub entries: u64,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that went to an instance.
+    pub misses: u64,
+    /// Entries pushed out by size or age.
+    pub evictions: u64,
+    /// How long an entry is served, in seconds.
+    pub ttl_s: u64,
+    /// The tools whose results are cached (results caches only).
+    pub cacheable: Vec<String>,
+}
+
+impl CacheView {
+    /// Hits over lookups, in percent (`None` before any lookup).
+    pub fn hit_rate_percent(&self) -> Option<f64> {
+        let lookups = self.hits + self.misses;
+        (lookups > 0).then(|| self.hits as f64 * 100.0 / lookups as f64)
+    }
+}
+
+/// One tool of the fleet, for the Tools page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolView {
+    /// The server.
+    pub server: String,
+    /// The name assistants call: `<server>__<tool>`.
+    pub name: String,
+    /// Human title, if any.
+    pub title: Option<String>,
+    /// Description from the upstream server.
+    pub description: Option<String>,
+    /// The input schema, pretty-printed JSON.
+    pub input_schema: String,
+    /// Annotation hints that are set, e.g. `("read_only", "true")`.
+    pub annotations: Vec<(String, String)>,
+    /// Instances that serve it.
+    pub instances: Vec<String>,
+    /// Whether results are cached.
+    pub cacheable: bool,
+}
+
 /// Formats a duration in seconds as `3d 4h`, `2h 05m`, `4m 09s` or `7s`.
 pub fn format_duration_s(total: u64) -> String {
     let (d, h, m, s) = (
@@ -211,6 +339,24 @@ mod tests {
         );
         assert_eq!(format_timestamp_utc(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(format_timestamp_utc(-1000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn hit_rates_need_lookups() {
+        let mut cache = CacheView {
+            server: "s".into(),
+            kind: "results".into(),
+            entries: 0,
+            hits: 0,
+            misses: 0,
+            evictions: 0,
+            ttl_s: 60,
+            cacheable: vec![],
+        };
+        assert_eq!(cache.hit_rate_percent(), None);
+        cache.hits = 3;
+        cache.misses = 1;
+        assert_eq!(cache.hit_rate_percent(), Some(75.0));
     }
 
     #[test]

@@ -15,8 +15,8 @@ export const fleetdeckBin = process.env.FLEETDECK_BIN ?? join(targetDir, "debug/
 /** The site cargo-leptos built (wasm, JS, CSS). */
 export const siteRoot = process.env.LEPTOS_SITE_ROOT ?? join(repo, "target/site");
 
-/** Starts `fleetdeck serve`; resolves once it listens. */
-export async function startFleetdeck({ adminPassword }) {
+/** Starts `fleetdeck serve` (plus `extraArgs`); resolves once it listens. */
+export async function startFleetdeck({ adminPassword, extraArgs = [], command = "serve" }) {
   if (!existsSync(fleetdeckBin)) throw new Error(`${fleetdeckBin} is missing: run make build`);
   if (!existsSync(join(siteRoot, "pkg/fleetdeck.wasm"))) throw new Error(`no built site under ${siteRoot}`);
   const dataDir = mkdtempSync(join(tmpdir(), "fleetdeck-e2e-"));
@@ -24,7 +24,7 @@ export async function startFleetdeck({ adminPassword }) {
   delete env.DATABASE_URL;
   const child = spawn(
     fleetdeckBin,
-    ["serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--site-root", siteRoot],
+    [command, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--site-root", siteRoot, ...extraArgs],
     {
       env,
       stdio: ["ignore", "ignore", "pipe"],
@@ -49,6 +49,7 @@ export async function startFleetdeck({ adminPassword }) {
   });
   return {
     url,
+    dataDir,
     log,
     async stop() {
       if (child.exitCode === null) {
@@ -93,3 +94,41 @@ export function watchErrors(page) {
 export async function hydrated(page) {
   await page.waitForSelector("body[data-hydrated]", { timeout: 30_000 });
 }
+
+/** A free loopback TCP port. */
+export async function freePort() {
+  const { createServer } = await import("node:net");
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** The reference MCP server over streamable HTTP on loopback; resolves once it listens. */
+export async function startReferenceServer() {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    ["--require", join(repo, "end2end/support/loopback.cjs"), referenceServerScript, "streamableHttp"],
+    { env: { ...process.env, PORT: String(port) }, stdio: "ignore" },
+  );
+  const { connect } = await import("node:net");
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const up = await new Promise((done) => {
+      const socket = connect(port, "127.0.0.1", () => { socket.destroy(); done(true); });
+      socket.on("error", () => done(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error(`the reference server did not listen on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url: `http://127.0.0.1:${port}/mcp`, stop: () => child.kill("SIGTERM") };
+}
+
+/** The reference server's entry point (for stdio instances). */
+export const referenceServerScript = join(repo, "end2end/node_modules/@modelcontextprotocol/server-everything/dist/index.js");

@@ -1,31 +1,193 @@
-//! The dashboard's `ControlPlane`, implemented over the store and the access module.
+//! The dashboard's `ControlPlane`, implemented over the store, the access module and the
+//! registry (the fleet in memory).
 
 use crate::access::{LoginThrottle, UserDirectory, UserError, password};
-use crate::store::{Store, StoreError, UserRecord};
+use crate::gateway::breaker::Transition;
+use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
+use crate::store::{AdminAction, FleetInstanceRecord, Store, StoreError, UserRecord};
+use crate::upstream::Endpoint;
 use app::control::ControlPlane;
 use app::error::AppError;
-use app::wire::{AdminActionEntry, IssuedPassword, Role, SessionUser, SystemStatus, UserSummary};
+use app::wire::{
+    AdminActionEntry, BreakerTransitionView, CacheView, FleetView, InstanceView, IssuedPassword,
+    Role, ServerView, SessionUser, SystemStatus, ToolView, UserSummary,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// The control plane of one Fleetdeck replica.
 pub struct FleetControl {
     store: Store,
+    /// The fleet the dashboard watches and steers.
+    registry: Arc<Registry>,
     users: UserDirectory,
     throttle: Arc<LoginThrottle>,
     started: Instant,
 }
 
 impl FleetControl {
-    /// A control plane over `store`, throttling logins with `throttle`.
-    pub fn new(store: Store, throttle: Arc<LoginThrottle>) -> Self {
+    /// A control plane over `store` and the fleet, throttling logins with `throttle`.
+    pub fn new(store: Store, throttle: Arc<LoginThrottle>, registry: Arc<Registry>) -> Self {
         FleetControl {
             users: UserDirectory::new(store.clone()),
             store,
+            registry,
             throttle,
             started: Instant::now(),
         }
+    }
+}
+
+impl FleetControl {
+    /// The instance of this id with its server, or `NotFound`.
+    fn find_instance(&self, id: &str) -> Result<(Arc<ServerEntry>, Arc<Instance>), AppError> {
+        self.registry
+            .instance(id)
+            .ok_or_else(|| AppError::NotFound(format!("instance {id}")))
+    }
+
+    /// After an operator changed an instance: the audit row (with the admin state to persist,
+    /// in one transaction, when `persist` says so), the event and the log line. The change
+    /// already applies in memory; if it cannot be recorded the operator is told so (the
+    /// state shown afterwards is the real one).
+    async fn changed(
+        &self,
+        actor: &SessionUser,
+        action: &str,
+        instance: &Instance,
+        (before, after): (&str, &str),
+        persist: Persist,
+    ) -> Result<(), AppError> {
+        self.registry.publish(FleetEvent::Instance {
+            server: instance.server.clone(),
+            instance: instance.id.clone(),
+        });
+        tracing::info!(
+            actor = %actor.username,
+            action,
+            instance = %instance.id,
+            server = %instance.server,
+            before,
+            after,
+            "operator action"
+        );
+        let row = AdminAction::new(&actor.username, action, &instance.id)
+            .before(before)
+            .after(after);
+        let recorded = match persist {
+            Persist::AdminState => self.store.set_admin_state(&instance.id, after, &row).await,
+            Persist::AuditOnly => self.store.record_admin_action(&row).await,
+        };
+        recorded.map_err(|error| {
+            tracing::error!(
+                %error,
+                actor = %actor.username,
+                action,
+                instance = %instance.id,
+                before,
+                after,
+                "operator action applied but not recorded (audit row, persisted state)"
+            );
+            AppError::Internal(format!(
+                "{action} of {} was applied, but could not be recorded (audit, persisted state); see the server log",
+                instance.id
+            ))
+        })
+    }
+}
+
+/// What an operator action writes besides its audit row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Persist {
+    /// The instance's new admin state, so that it survives a restart.
+    AdminState,
+    /// Nothing: the change lives in this replica's memory (e.g. a breaker).
+    AuditOnly,
+}
+
+/// An instance as the dashboard shows it, as of `now`.
+fn instance_view(instance: &Instance, now: Instant) -> InstanceView {
+    let breaker = instance.breaker_snapshot(now);
+    let last_error = instance.last_error();
+    InstanceView {
+        id: instance.id.clone(),
+        server: instance.server.clone(),
+        endpoint: describe_endpoint(instance.upstream.endpoint()),
+        admin: instance.admin_state().as_str().to_string(),
+        health: instance.health().as_str().to_string(),
+        breaker: breaker.state.as_str().to_string(),
+        consecutive_failures: breaker.consecutive_failures,
+        half_open_in_ms: breaker.half_open_in.map(duration_ms),
+        in_flight: instance.in_flight(),
+        max_in_flight: instance.max_in_flight,
+        calls: instance.counters.calls.load(Ordering::Relaxed),
+        failures: instance.counters.failures.load(Ordering::Relaxed),
+        p50_ms: instance
+            .latency_percentile(0.5)
+            .map(|d| d.as_secs_f64() * 1000.0),
+        p99_ms: instance
+            .latency_percentile(0.99)
+            .map(|d| d.as_secs_f64() * 1000.0),
+        last_error_age_s: last_error
+            .as_ref()
+            .map(|(at, _)| now.saturating_duration_since(*at).as_secs()),
+        last_error: last_error.map(|(_, cause)| cause),
+        runtime: instance.runtime,
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The endpoint for every dashboard user to read: a URL without credentials or query
+/// (either may hold a secret), or the stdio command.
+fn describe_endpoint(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Http { url } => redact_url(url),
+        other => other.describe(),
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let hidden = if authority.contains('@') { "…@" } else { "" };
+    let query = if rest[authority_end..].contains(['?', '#']) {
+        "?…"
+    } else {
+        ""
+    };
+    if scheme.is_empty() {
+        format!("{hidden}{host}{path}{query}")
+    } else {
+        format!("{scheme}://{hidden}{host}{path}{query}")
+    }
+}
+
+/// A breaker transition with its monotonic time turned into wall-clock ms.
+fn transition_view(
+    instance: &Instance,
+    transition: Transition,
+    now: Instant,
+    now_ms: i64,
+) -> BreakerTransitionView {
+    let ago =
+        i64::try_from(now.saturating_duration_since(transition.at).as_millis()).unwrap_or(i64::MAX);
+    BreakerTransitionView {
+        instance: instance.id.clone(),
+        server: instance.server.clone(),
+        at_ms: now_ms.saturating_sub(ago),
+        from: transition.from.as_str().to_string(),
+        to: transition.to.as_str().to_string(),
+        cause: transition.cause,
     }
 }
 
@@ -197,5 +359,550 @@ impl ControlPlane for FleetControl {
             username: username.to_string(),
             password,
         })
+    }
+
+    async fn fleet(&self) -> Result<FleetView, AppError> {
+        let now = Instant::now();
+        let servers = self
+            .registry
+            .servers()
+            .into_iter()
+            .map(|server| ServerView {
+                name: server.name.clone(),
+                domain: server.domain.clone(),
+                strategy: server.balancer.strategy().as_str().to_string(),
+                instances: server
+                    .instances()
+                    .iter()
+                    .map(|instance| instance_view(instance, now))
+                    .collect(),
+            })
+            .collect();
+        Ok(FleetView {
+            servers,
+            now_ms: crate::store::now_ms(),
+        })
+    }
+
+    async fn breaker_transitions(&self) -> Result<Vec<BreakerTransitionView>, AppError> {
+        let (now, now_ms) = (Instant::now(), crate::store::now_ms());
+        let mut transitions: Vec<(Instant, BreakerTransitionView)> = self
+            .registry
+            .servers()
+            .iter()
+            .flat_map(|server| server.instances())
+            .flat_map(|instance| {
+                instance
+                    .breaker_snapshot(now)
+                    .transitions
+                    .into_iter()
+                    .map(|t| (t.at, transition_view(&instance, t, now, now_ms)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Newest first, by the monotonic clock (ms rounding must not reorder them).
+        transitions.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        Ok(transitions.into_iter().map(|(_, view)| view).collect())
+    }
+
+    async fn drain_instance(
+        &self,
+        actor: &SessionUser,
+        id: &str,
+    ) -> Result<InstanceView, AppError> {
+        let (_, instance) = self.find_instance(id)?;
+        let (before, after) = instance.drain();
+        if before != after {
+            self.changed(
+                actor,
+                "instance.drain",
+                &instance,
+                (before.as_str(), after.as_str()),
+                Persist::AdminState,
+            )
+            .await?;
+        } else {
+            tracing::debug!(actor = %actor.username, instance = id, state = before.as_str(), "drain: nothing to do");
+        }
+        Ok(instance_view(&instance, Instant::now()))
+    }
+
+    async fn undrain_instance(
+        &self,
+        actor: &SessionUser,
+        id: &str,
+    ) -> Result<InstanceView, AppError> {
+        let (_, instance) = self.find_instance(id)?;
+        let (before, after) = instance.undrain();
+        if before != after {
+            self.changed(
+                actor,
+                "instance.undrain",
+                &instance,
+                (before.as_str(), after.as_str()),
+                Persist::AdminState,
+            )
+            .await?;
+        } else {
+            tracing::debug!(actor = %actor.username, instance = id, state = before.as_str(), "undrain: nothing to do");
+        }
+        Ok(instance_view(&instance, Instant::now()))
+    }
+
+    async fn reset_breaker(&self, actor: &SessionUser, id: &str) -> Result<InstanceView, AppError> {
+        let (_, instance) = self.find_instance(id)?;
+        let now = Instant::now();
+        let failures = instance.breaker_snapshot(now).consecutive_failures;
+        let before = instance.reset_breaker(now, &actor.username);
+        let after = instance.breaker_snapshot(now).state;
+        // Resetting also clears the failure count, so it is recorded even when it was closed.
+        let before = format!("{} ({failures} consecutive failures)", before.as_str());
+        self.changed(
+            actor,
+            "breaker.reset",
+            &instance,
+            (&before, after.as_str()),
+            Persist::AuditOnly,
+        )
+        .await?;
+        Ok(instance_view(&instance, Instant::now()))
+    }
+
+    async fn add_instance(
+        &self,
+        actor: &SessionUser,
+        server: &str,
+        id: &str,
+        url: &str,
+    ) -> Result<InstanceView, AppError> {
+        let (id, url) = (id.trim(), url.trim());
+        if id.is_empty() || id.len() > 64 || id.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(AppError::Invalid(
+                "instance id: 1 to 64 characters, no spaces".into(),
+            ));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+            return Err(AppError::Invalid(format!(
+                "url {url:?} must start with http:// or https://"
+            )));
+        }
+        if self.registry.server(server).is_none() {
+            return Err(AppError::NotFound(format!("server {server}")));
+        }
+        if self.registry.instance(id).is_some() {
+            return Err(AppError::Conflict(format!("instance {id} already exists")));
+        }
+        // Stored first: an instance the store refused must not be routed to.
+        let record = FleetInstanceRecord {
+            id: id.to_string(),
+            server: server.to_string(),
+            url: Some(url.to_string()),
+            command: None,
+            env: Default::default(),
+        };
+        self.store
+            .add_fleet_instance(&record, &actor.username)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(why) => AppError::Conflict(why),
+                other => store_failure(other),
+            })?;
+        let instance = self
+            .registry
+            .add_instance(
+                server,
+                id,
+                Endpoint::Http {
+                    url: url.to_string(),
+                },
+            )
+            .map_err(AppError::Conflict)?;
+        tracing::info!(actor = %actor.username, server, instance = id, url, "instance added");
+        Ok(instance_view(&instance, Instant::now()))
+    }
+
+    async fn remove_instance(&self, actor: &SessionUser, id: &str) -> Result<(), AppError> {
+        let (_, instance) = self.find_instance(id)?;
+        if !instance.runtime {
+            return Err(AppError::Conflict(format!(
+                "{id} is declared in the fleet file: remove it there (or drain it)"
+            )));
+        }
+        self.store
+            .remove_fleet_instance(id, &actor.username)
+            .await
+            .map_err(store_failure)?;
+        if let Some(removed) = self.registry.remove_instance(id) {
+            // Calls under way keep their own handle; the session closes with the last one.
+            removed.upstream.reset().await;
+        }
+        tracing::info!(actor = %actor.username, instance = id, "instance removed");
+        Ok(())
+    }
+
+    async fn caches(&self) -> Result<Vec<CacheView>, AppError> {
+        let mut views = Vec::new();
+        for server in self.registry.servers() {
+            let catalog = server.catalog();
+            views.push(CacheView {
+                server: server.name.clone(),
+                kind: "tools".into(),
+                entries: catalog.tools.len() as u64,
+                hits: server.tool_list_hits.load(Ordering::Relaxed),
+                misses: server.tool_list_misses.load(Ordering::Relaxed),
+                evictions: 0,
+                ttl_s: server.settings.tools_ttl.as_secs(),
+                cacheable: Vec::new(),
+            });
+            let stats = server.results.stats().await;
+            let mut cacheable: Vec<String> = server.settings.cacheable.iter().cloned().collect();
+            cacheable.sort();
+            views.push(CacheView {
+                server: server.name.clone(),
+                kind: "results".into(),
+                entries: stats.entries,
+                hits: stats.hits,
+                misses: stats.misses,
+                evictions: stats.evictions,
+                ttl_s: server.settings.results_ttl.as_secs(),
+                cacheable,
+            });
+        }
+        Ok(views)
+    }
+
+    async fn invalidate_cache(
+        &self,
+        actor: &SessionUser,
+        server: Option<String>,
+        tool: Option<String>,
+    ) -> Result<String, AppError> {
+        let server = server.filter(|s| !s.trim().is_empty());
+        let tool = tool.filter(|t| !t.trim().is_empty());
+        if tool.is_some() && server.is_none() {
+            return Err(AppError::Invalid(
+                "name the server of the tool to invalidate".into(),
+            ));
+        }
+        let target = match (&server, &tool) {
+            (Some(server), Some(tool)) => format!("{server}__{tool}"),
+            (Some(server), None) => server.clone(),
+            _ => "all caches".to_string(),
+        };
+        let before: u64 = {
+            let mut entries = 0;
+            for entry in self.registry.servers() {
+                if server.as_deref().is_none_or(|s| s == entry.name) {
+                    entries += entry.results.stats().await.entries;
+                }
+            }
+            entries
+        };
+        self.registry
+            .invalidate_results(server.as_deref(), tool.as_deref())
+            .await
+            .map_err(AppError::NotFound)?;
+        let action = AdminAction::new(&actor.username, "cache.invalidate", &target)
+            .before(format!("{before} entries"))
+            .after("invalidated");
+        self.store
+            .record_admin_action(&action)
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(actor = %actor.username, %target, "cache invalidated");
+        Ok(format!("invalidated {target}"))
+    }
+
+    async fn tools(&self) -> Result<Vec<ToolView>, AppError> {
+        let mut views = Vec::new();
+        for server in self.registry.servers() {
+            let instances: Vec<String> = server.instances().iter().map(|i| i.id.clone()).collect();
+            for tool in server.catalog().tools {
+                let mut annotations = Vec::new();
+                if let Some(a) = &tool.annotations {
+                    for (name, value) in [
+                        ("read_only", a.read_only_hint),
+                        ("destructive", a.destructive_hint),
+                        ("idempotent", a.idempotent_hint),
+                        ("open_world", a.open_world_hint),
+                    ] {
+                        if let Some(value) = value {
+                            annotations.push((name.to_string(), value.to_string()));
+                        }
+                    }
+                }
+                views.push(ToolView {
+                    server: server.name.clone(),
+                    name: format!("{}__{}", server.name, tool.name),
+                    title: tool
+                        .title
+                        .clone()
+                        .or_else(|| tool.annotations.as_ref().and_then(|a| a.title.clone())),
+                    description: tool.description.as_ref().map(|d| d.to_string()),
+                    input_schema: serde_json::to_string_pretty(tool.input_schema.as_ref())
+                        .unwrap_or_default(),
+                    annotations,
+                    instances: instances.clone(),
+                    cacheable: server.settings.cacheable.contains(tool.name.as_ref()),
+                });
+            }
+        }
+        Ok(views)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::login_throttle::ThrottleLimits;
+    use crate::config::fleet::FleetFile;
+    use crate::registry::CallOutcome;
+    use crate::store::test_support::temp_store;
+    use std::path::Path;
+
+    const FLEET: &str = r#"
+[[server]]
+name = "search"
+domain = "search"
+strategy = "round-robin"
+breaker = { failures = 2 }
+
+  [[server.instance]]
+  id = "search-1"
+  url = "http://user:secret@127.0.0.1:9/mcp?token=abc"
+
+  [[server.instance]]
+  id = "search-2"
+  command = ["node", "server.js", "stdio"]
+"#;
+
+    async fn control() -> (FleetControl, Arc<Registry>, tempfile::TempDir) {
+        let (store, dir) = temp_store().await;
+        let fleet = FleetFile::parse(FLEET, Path::new("fleet.toml")).unwrap();
+        let registry = Registry::from_fleet(&fleet);
+        let throttle = Arc::new(LoginThrottle::new(ThrottleLimits::default()));
+        (
+            FleetControl::new(store, throttle, registry.clone()),
+            registry,
+            dir,
+        )
+    }
+
+    fn olga() -> SessionUser {
+        SessionUser {
+            id: 7,
+            username: "olga".into(),
+            role: Role::Operator,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_fleet_view_shows_every_instance_without_secrets() {
+        let (control, _, _dir) = control().await;
+        let fleet = control.fleet().await.unwrap();
+        assert_eq!(fleet.servers.len(), 1);
+        let search = &fleet.servers[0];
+        assert_eq!(
+            (
+                search.name.as_str(),
+                search.domain.as_deref(),
+                search.strategy.as_str()
+            ),
+            ("search", Some("search"), "round-robin")
+        );
+        let ids: Vec<_> = search.instances.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["search-1", "search-2"]);
+        let first = &search.instances[0];
+        assert_eq!(
+            (
+                first.admin.as_str(),
+                first.health.as_str(),
+                first.breaker.as_str()
+            ),
+            ("active", "unknown", "closed")
+        );
+        assert_eq!(
+            (first.in_flight, first.max_in_flight, first.calls),
+            (0, 64, 0)
+        );
+        assert_eq!((first.p50_ms, first.last_error.as_deref()), (None, None));
+        assert_eq!(first.endpoint, "http://…@127.0.0.1:9/mcp?…");
+        assert_eq!(search.instances[1].endpoint, "stdio: node server.js stdio");
+    }
+
+    #[tokio::test]
+    async fn drain_and_undrain_are_applied_audited_and_announced() {
+        let (control, registry, _dir) = control().await;
+        let mut events = registry.subscribe();
+
+        let drained = control.drain_instance(&olga(), "search-1").await.unwrap();
+        assert_eq!(drained.admin, "drained", "nothing was in flight");
+        assert_eq!(
+            control.store.admin_states().await.unwrap(),
+            [("search-1".to_string(), "drained".to_string())],
+            "the admin state survives a restart"
+        );
+        assert_eq!(
+            events.try_recv().unwrap(),
+            FleetEvent::Instance {
+                server: "search".into(),
+                instance: "search-1".into()
+            }
+        );
+        // Draining again changes nothing and records nothing.
+        let again = control.drain_instance(&olga(), "search-1").await.unwrap();
+        assert_eq!(again.admin, "drained");
+        assert!(events.try_recv().is_err());
+
+        let active = control.undrain_instance(&olga(), "search-1").await.unwrap();
+        assert_eq!(active.admin, "active");
+        assert_eq!(
+            control.store.admin_states().await.unwrap(),
+            [("search-1".to_string(), "active".to_string())]
+        );
+
+        let audit = control.recent_admin_actions(10).await.unwrap();
+        let rows: Vec<_> = audit
+            .iter()
+            .map(|a| {
+                (
+                    a.actor.as_str(),
+                    a.action.as_str(),
+                    a.target.as_str(),
+                    a.before.as_deref(),
+                    a.after.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "olga",
+                    "instance.undrain",
+                    "search-1",
+                    Some("drained"),
+                    Some("active")
+                ),
+                (
+                    "olga",
+                    "instance.drain",
+                    "search-1",
+                    Some("active"),
+                    Some("drained")
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_drain_with_calls_in_flight_is_draining_until_they_end() {
+        let (control, registry, _dir) = control().await;
+        let (_, instance) = registry.instance("search-1").unwrap();
+        let call = instance.try_admit(Instant::now()).unwrap();
+        let view = control.drain_instance(&olga(), "search-1").await.unwrap();
+        assert_eq!((view.admin.as_str(), view.in_flight), ("draining", 1));
+        assert!(call.finish(CallOutcome::Answered));
+        let fleet = control.fleet().await.unwrap();
+        let after = &fleet.servers[0].instances[0];
+        assert_eq!(
+            (after.admin.as_str(), after.in_flight, after.calls),
+            ("drained", 0, 1)
+        );
+        assert!(after.p50_ms.is_some());
+    }
+
+    #[tokio::test]
+    async fn breaker_transitions_are_listed_newest_first_and_a_reset_is_audited() {
+        let (control, registry, _dir) = control().await;
+        let (_, instance) = registry.instance("search-2").unwrap();
+        for _ in 0..2 {
+            instance
+                .try_admit(Instant::now())
+                .unwrap()
+                .finish(CallOutcome::Failed("connection refused"));
+        }
+        let fleet = control.fleet().await.unwrap();
+        let open = &fleet.servers[0].instances[1];
+        assert_eq!(
+            (open.breaker.as_str(), open.consecutive_failures),
+            ("open", 2)
+        );
+        assert!(open.half_open_in_ms.is_some_and(|ms| ms > 25_000));
+        assert_eq!(open.last_error.as_deref(), Some("connection refused"));
+        assert_eq!((open.calls, open.failures), (2, 2));
+
+        let closed = control.reset_breaker(&olga(), "search-2").await.unwrap();
+        assert_eq!(
+            (closed.breaker.as_str(), closed.consecutive_failures),
+            ("closed", 0)
+        );
+
+        let transitions = control.breaker_transitions().await.unwrap();
+        let steps: Vec<_> = transitions
+            .iter()
+            .map(|t| {
+                (
+                    t.instance.as_str(),
+                    t.from.as_str(),
+                    t.to.as_str(),
+                    t.cause.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("search-2", "open", "closed", "reset by olga"),
+                (
+                    "search-2",
+                    "closed",
+                    "open",
+                    "2 consecutive failures: connection refused"
+                ),
+            ]
+        );
+        let now_ms = crate::store::now_ms();
+        assert!(
+            transitions
+                .iter()
+                .all(|t| (now_ms - 5_000..=now_ms).contains(&t.at_ms))
+        );
+
+        let audit = control.recent_admin_actions(1).await.unwrap();
+        assert_eq!(audit[0].action, "breaker.reset");
+        assert_eq!(
+            audit[0].before.as_deref(),
+            Some("open (2 consecutive failures)")
+        );
+        assert_eq!(audit[0].after.as_deref(), Some("closed"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_instance_is_not_found() {
+        let (control, _, _dir) = control().await;
+        for result in [
+            control.drain_instance(&olga(), "nope").await,
+            control.undrain_instance(&olga(), "nope").await,
+            control.reset_breaker(&olga(), "nope").await,
+        ] {
+            assert_eq!(
+                result.unwrap_err(),
+                AppError::NotFound("instance nope".into())
+            );
+        }
+        assert!(control.recent_admin_actions(10).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        assert_eq!(
+            redact_url("http://127.0.0.1:7001/mcp"),
+            "http://127.0.0.1:7001/mcp"
+        );
+        assert_eq!(redact_url("https://u:p@host/mcp"), "https://…@host/mcp");
+        assert_eq!(redact_url("http://host/mcp?key=1#x"), "http://host/mcp?…");
+        assert_eq!(redact_url("http://host?key=1"), "http://host?…");
     }
 }

@@ -5,8 +5,12 @@ mod access;
 mod commands;
 mod config;
 mod control;
+mod demo;
+mod gateway;
+mod registry;
 mod store;
 mod telemetry;
+mod upstream;
 mod web;
 
 use clap::Parser;
@@ -16,6 +20,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::logging::init(cli.log_format);
+    // Upstream https uses rustls with the ring provider (no C toolchain beyond cc needed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,10 +33,15 @@ fn main() -> ExitCode {
         }
     };
     let database_url = cli.database_url();
+    let data_dir = cli.data_dir.clone();
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args, &database_url).await,
+            Command::Demo(args) => commands::demo::run(args, &database_url, &data_dir).await,
+            Command::DemoServer(args) => commands::demo::run_server(args).await,
             Command::User(command) => commands::user::run(command, &database_url).await,
+            // Needs no store of the user's: it keeps one in a temporary directory.
+            Command::Bench(args) => commands::bench::run(args).await,
         }
     });
     match outcome {

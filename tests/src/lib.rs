@@ -9,6 +9,15 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Installs rustls' ring provider once: in a workspace build reqwest is compiled with
+/// `rustls-no-provider` (the server's choice), and panics without one.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The `fleetdeck` binary under test: `$FLEETDECK_BIN`, else the one built beside this test.
 pub fn fleetdeck_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("FLEETDECK_BIN") {
@@ -45,15 +54,19 @@ pub struct ServeOptions<'a> {
     pub addr: SocketAddr,
     /// FLEETDECK_ADMIN_PASSWORD, if any.
     pub admin_password: Option<&'a str>,
+    /// More `serve` arguments, e.g. `--fleet <file>`.
+    pub extra_args: Vec<String>,
 }
 
 impl Fleetdeck {
     /// Starts `fleetdeck serve` and waits until it listens (at most 60 s).
     pub async fn start(options: ServeOptions<'_>) -> Fleetdeck {
+        install_crypto();
         let mut command = Command::new(fleetdeck_bin());
         command
             .args(["serve", "--addr", &options.addr.to_string(), "--data-dir"])
             .arg(options.data_dir)
+            .args(&options.extra_args)
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -160,4 +173,162 @@ pub async fn run_fleetdeck(args: &[&str], stdin: Option<&str>) -> (i32, String, 
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// The workspace root (for the npm peers under `end2end/node_modules`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The official reference MCP server (`@modelcontextprotocol/server-everything`), served
+/// over streamable HTTP on loopback; killed when dropped.
+pub struct ReferenceServer {
+    _child: Child,
+    /// Its MCP endpoint.
+    pub url: String,
+}
+
+/// The reference server's entry point, for stdio instances.
+pub fn reference_server_script() -> PathBuf {
+    workspace_root()
+        .join("end2end/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+impl ReferenceServer {
+    /// Starts it on a free loopback port and waits until it accepts connections.
+    pub async fn start() -> ReferenceServer {
+        install_crypto();
+        let script = reference_server_script();
+        assert!(
+            script.is_file(),
+            "{} is missing: run make test-tools",
+            script.display()
+        );
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            probe.local_addr().expect("addr").port()
+        };
+        let child = Command::new("node")
+            .arg("--require")
+            .arg(workspace_root().join("end2end/support/loopback.cjs"))
+            .arg(&script)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn node");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the reference server did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ReferenceServer {
+            _child: child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+/// A `fleetdeck demo-server` process (so a test can SIGKILL it).
+pub struct DemoServerProcess {
+    child: Child,
+    /// Its MCP endpoint.
+    pub url: String,
+    /// Its base URL (knobs at `/knobs`, metrics at `/metrics`).
+    pub base: String,
+}
+
+impl DemoServerProcess {
+    /// Starts `fleetdeck demo-server <kind> --id <id>` on a free loopback port.
+    pub async fn start(kind: &str, id: &str) -> DemoServerProcess {
+        install_crypto();
+        let mut child = Command::new(fleetdeck_bin())
+            .args(["demo-server", kind, "--id", id, "--addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn demo-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("demo-server printed its address in time")
+            .expect("read stdout")
+            .expect("a line");
+        let url = line.rsplit(' ').next().expect("url").to_string();
+        let base = url.trim_end_matches("/mcp").to_string();
+        DemoServerProcess { child, url, base }
+    }
+
+    /// Kills it with SIGKILL (no goodbye to anyone).
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("SIGKILL");
+    }
+
+    /// Sets its fault-injection knobs (JSON, e.g. `{"fail_rate": 1.0}`).
+    pub async fn set_knobs(&self, knobs: serde_json::Value) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/knobs", self.base))
+            .json(&knobs)
+            .send()
+            .await
+            .expect("PUT /knobs");
+        assert!(
+            response.status().is_success(),
+            "knobs refused: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// `demo_tool_calls_total` summed over tools and outcomes: the calls it has served.
+    pub async fn calls_served(&self) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| l.starts_with("demo_tool_calls_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Writes a fleet file into `dir` and returns its path.
+pub fn write_fleet(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, text).expect("write fleet.toml");
+    path
+}
+
+/// An rmcp client of the gateway, authenticated with `key`.
+pub async fn gateway_client(
+    url: &str,
+    key: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    install_crypto();
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+    config.auth_header = Some(key.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("connect to the gateway")
 }

@@ -90,6 +90,7 @@ async fn login_roles_csrf_and_sessions_across_a_restart() {
         data_dir: data.path(),
         addr: any_loopback_port(),
         admin_password: Some(ADMIN_PASSWORD),
+        extra_args: Vec::new(),
     })
     .await;
     let admin = client();
@@ -258,6 +259,7 @@ async fn login_roles_csrf_and_sessions_across_a_restart() {
         data_dir: data.path(),
         addr,
         admin_password: None,
+        extra_args: Vec::new(),
     })
     .await;
     assert_eq!(me(&admin, &server).await["username"], "admin");

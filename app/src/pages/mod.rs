@@ -1,7 +1,12 @@
 //! One module per page; each holds the server functions its page calls.
 
+pub mod breakers;
+pub mod caches;
+pub mod fleet;
+pub mod instances;
 pub mod login;
 pub mod not_found;
 pub mod overview;
+pub mod tools;
 pub mod upcoming;
 pub mod users;

@@ -91,7 +91,7 @@ pub fn UsersPage() -> impl IntoView {
                                             name="username"
                                             required
                                             maxlength="64"
-                                            pattern="[a-z0-9][a-z0-9._@-]*"
+                                            pattern="[a-z0-9][a-z0-9._@\\-]*"
                                             title="lower-case letters, digits and . _ @ -"
                                         />
                                     </label>

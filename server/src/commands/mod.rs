@@ -1,4 +1,6 @@
 //! What each CLI command does.
 
+pub mod bench;
+pub mod demo;
 pub mod serve;
 pub mod user;

@@ -3,8 +3,14 @@
 use crate::access::UserDirectory;
 use crate::access::login_throttle::{LoginThrottle, ThrottleLimits};
 use crate::config::ServeArgs;
+use crate::config::fleet::FleetFile;
 use crate::control::FleetControl;
+use crate::gateway::dispatch::Dispatcher;
+use crate::gateway::endpoint::{self, AssistantKeys, EndpointSettings};
+use crate::registry::{AdminState, Registry};
 use crate::store::Store;
+use crate::telemetry::prober;
+use crate::upstream::Endpoint;
 use crate::web::{self, AllowedOrigins, AppState, WebSettings};
 use anyhow::Context;
 use leptos::prelude::LeptosOptions;
@@ -13,8 +19,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower_sessions::session_store::ExpiredDeletion;
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM, with the fleet of `--fleet` if given.
 pub async fn run(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
+    let fleet = match &args.fleet {
+        Some(path) => FleetFile::load(path)?,
+        None => FleetFile::default(),
+    };
+    run_fleet(args, database_url, fleet, None).await
+}
+
+/// Runs the server over `fleet`; `ready` learns the bound address once it listens.
+pub async fn run_fleet(
+    args: ServeArgs,
+    database_url: &str,
+    fleet: FleetFile,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
     let store = Store::open(database_url).await?;
     tracing::info!(backend = store.backend().as_str(), "store ready");
 
@@ -44,7 +64,13 @@ pub async fn run(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     }
 
     let throttle = Arc::new(LoginThrottle::new(ThrottleLimits::default()));
-    let control = Arc::new(FleetControl::new(store.clone(), throttle.clone()));
+    let registry = Registry::from_fleet(&fleet);
+    restore_fleet_state(&registry, &store).await?;
+    let control = Arc::new(FleetControl::new(
+        store.clone(),
+        throttle.clone(),
+        registry.clone(),
+    ));
     let leptos_options = LeptosOptions::builder()
         .output_name("fleetdeck")
         .site_root(args.site_root.to_string_lossy().into_owned())
@@ -55,21 +81,56 @@ pub async fn run(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
         leptos_options,
         store: store.clone(),
         control,
+        registry: registry.clone(),
     };
     let settings = WebSettings {
         secure_cookie: args.secure_cookie,
         session_idle: Duration::from_secs(args.session_idle_minutes * 60),
         allowed_origins: AllowedOrigins::new(args.allowed_origins),
     };
-    let router = web::router(state, store.session_backend(), settings);
+    let dispatcher = Arc::new(Dispatcher::new(registry.clone()));
+    let keys = AssistantKeys::new(
+        fleet
+            .assistants
+            .iter()
+            .map(|a| (a.name.get_ref().clone(), a.key.get_ref().clone())),
+    );
+    let mcp = endpoint::router(
+        dispatcher.clone(),
+        keys,
+        EndpointSettings {
+            max_body_bytes: args.max_body_bytes,
+            allowed_hosts: args.allowed_hosts.clone(),
+        },
+    );
+    // The MCP endpoint sits outside the dashboard's session, login and CSRF layers.
+    let router = web::router(state, store.session_backend(), settings).merge(mcp);
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!("dashboard at http://{local}");
+    tracing::info!(
+        servers = fleet.servers.len(),
+        "gateway at http://{local}/mcp"
+    );
+    if let Some(ready) = ready {
+        let _ = ready.send(local);
+    }
 
     let housekeeping = tokio::spawn(housekeeping(store.clone(), throttle));
+    let prober = tokio::spawn(prober::run(
+        registry.clone(),
+        Duration::from_secs(args.probe_interval_s),
+        Duration::from_secs(2),
+    ));
+    let tool_watch = tokio::spawn(dispatcher.clone().watch_tool_changes());
+    // Learn the tools before the first assistant asks.
+    let warm = tokio::spawn({
+        let dispatcher = dispatcher.clone();
+        async move { dispatcher.list_tools().await }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -78,8 +139,44 @@ pub async fn run(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
     .await
     .context("serving HTTP")?;
     housekeeping.abort();
+    prober.abort();
+    warm.abort();
+    tool_watch.abort();
+    for instance in registry.servers().iter().flat_map(|s| s.instances()) {
+        instance.upstream.reset().await;
+    }
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Applies what operators changed while running: instances they added, and admin states.
+async fn restore_fleet_state(registry: &Registry, store: &Store) -> anyhow::Result<()> {
+    for record in store
+        .fleet_instances()
+        .await
+        .context("reading runtime instances")?
+    {
+        let endpoint = match (record.url, record.command) {
+            (Some(url), _) => Endpoint::Http { url },
+            (None, Some(command)) => Endpoint::Stdio {
+                command,
+                env: record.env,
+            },
+            (None, None) => continue,
+        };
+        if let Err(why) = registry.add_instance(&record.server, &record.id, endpoint) {
+            tracing::warn!(instance = %record.id, %why, "a runtime instance no longer fits the fleet; skipped");
+        }
+    }
+    for (id, state) in store.admin_states().await.context("reading admin states")? {
+        match (registry.instance(&id), AdminState::parse(&state)) {
+            (Some((_, instance)), Some(state)) => instance.restore_admin_state(state),
+            _ => {
+                tracing::debug!(instance = %id, "admin state of an instance no longer in the fleet")
+            }
+        }
+    }
     Ok(())
 }
 
@@ -97,7 +194,7 @@ async fn housekeeping(store: Store, throttle: Arc<LoginThrottle>) {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

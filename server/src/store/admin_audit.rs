@@ -86,6 +86,12 @@ where
 }
 
 impl Store {
+    /// Records an admin action that changes no stored row (e.g. draining an instance).
+    pub async fn record_admin_action(&self, action: &AdminAction) -> Result<(), StoreError> {
+        on_pool!(self, |pool| insert_audit(pool, action, super::now_ms())
+            .await)
+    }
+
     /// The newest admin actions, newest first.
     pub async fn recent_admin_audit(
         &self,

@@ -6,6 +6,10 @@
 //! is one more `Db` variant with its own migrations, not a change to any caller.
 
 mod admin_audit;
+mod fleet_state;
+
+pub use admin_audit::AdminAction;
+pub use fleet_state::FleetInstanceRecord;
 mod sessions;
 mod users;
 

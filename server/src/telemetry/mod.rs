@@ -1,3 +1,4 @@
 //! Logs now; traces, metrics and probes join here with the gateway.
 
 pub mod logging;
+pub mod prober;

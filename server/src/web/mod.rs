@@ -2,6 +2,7 @@
 //! login gates, and health endpoints.
 
 mod csrf;
+mod events;
 mod health;
 mod login_gate;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     /// The dashboard's control plane.
     pub control: SharedControlPlane,
+    /// The fleet, for the live event stream.
+    pub registry: std::sync::Arc<crate::registry::Registry>,
 }
 
 /// Cookie and origin settings of the dashboard.
@@ -59,6 +62,7 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
 
     Router::new()
         .merge(health::routes())
+        .route("/api/events", axum::routing::get(events::stream))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -47,9 +47,71 @@ impl Cli {
 pub enum Command {
     /// Serve the dashboard.
     Serve(ServeArgs),
+    /// Start the demo fleet on loopback, with synthetic traffic, and serve it.
+    Demo(DemoArgs),
+    /// Serve one demo MCP server (streamable HTTP, or stdio with --stdio).
+    DemoServer(DemoServerArgs),
     /// Manage dashboard logins (acts on the same store as a running server).
     #[command(subcommand)]
     User(UserCommand),
+    /// Measure the gateway's overhead against direct calls (loopback)
+    Bench(BenchArgs),
+}
+
+/// Settings of `fleetdeck bench` (it keeps its state in a temporary directory, so the
+/// global data dir and database URL do not apply).
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds measured per phase (one phase per concurrency and path: direct, gateway).
+    #[arg(long, env = "FLEETDECK_BENCH_DURATION_S", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub duration_s: u64,
+
+    /// Concurrent clients of each phase, comma-separated (at most 256, the gateway's
+    /// in-flight limit in the bench fleet).
+    #[arg(
+        long,
+        env = "FLEETDECK_BENCH_CONCURRENCY",
+        value_delimiter = ',',
+        default_values_t = [1u64, 16, 64],
+        value_parser = clap::value_parser!(u64).range(1..=256)
+    )]
+    pub concurrency: Vec<u64>,
+
+    /// Seconds of unmeasured calls before each phase (0: none).
+    #[arg(long, env = "FLEETDECK_BENCH_WARMUP_S", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub warmup_s: u64,
+}
+
+/// Settings of `fleetdeck demo`: everything `serve` takes, plus the traffic rate.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The server settings (the fleet is the demo's own).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Synthetic tool calls per second through the gateway (0: none).
+    #[arg(long, env = "FLEETDECK_DEMO_TRAFFIC", default_value_t = 6.0)]
+    pub traffic: f64,
+}
+
+/// Settings of `fleetdeck demo-server`.
+#[derive(Debug, Args)]
+pub struct DemoServerArgs {
+    /// Which demo server: search, database, files or notifications.
+    #[arg(value_enum)]
+    pub kind: crate::demo::DemoKind,
+
+    /// Address to listen on (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+
+    /// Instance id reported by the server.
+    #[arg(long)]
+    pub id: Option<String>,
+
+    /// Speak MCP on stdin/stdout instead of HTTP.
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 /// Settings of `fleetdeck serve`.
@@ -80,6 +142,27 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// The fleet file (servers, instances, routing); without it the gateway serves no tools.
+    #[arg(long, env = "FLEETDECK_FLEET")]
+    pub fleet: Option<PathBuf>,
+
+    /// Largest MCP request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "FLEETDECK_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Host names (or host:port) the MCP endpoint accepts besides loopback, e.g. the public
+    /// name behind a proxy; comma-separated in the environment.
+    #[arg(
+        long = "allowed-host",
+        env = "FLEETDECK_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Seconds between active health probes (MCP ping) of each instance.
+    #[arg(long, env = "FLEETDECK_PROBE_INTERVAL_S", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub probe_interval_s: u64,
 
     /// Minutes without a request after which a dashboard session ends.
     #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=525_600))]
@@ -138,6 +221,33 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         let err = Cli::try_parse_from(["fleetdeck", "serve", "--addr", "nowhere"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let err = Cli::try_parse_from(["fleetdeck", "bench", "--duration-s", "0"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let err = Cli::try_parse_from(["fleetdeck", "bench", "--concurrency", "1,0"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn bench_takes_a_comma_list_of_concurrencies() {
+        let bench = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Bench(args) => args,
+            other => panic!("not bench: {other:?}"),
+        };
+        let defaults = bench(&["fleetdeck", "bench"]);
+        assert_eq!(defaults.concurrency, [1, 16, 64]);
+        assert_eq!((defaults.duration_s, defaults.warmup_s), (5, 1));
+        let chosen = bench(&[
+            "fleetdeck",
+            "bench",
+            "--concurrency",
+            "8,2",
+            "--duration-s",
+            "120",
+            "--warmup-s",
+            "0",
+        ]);
+        assert_eq!(chosen.concurrency, [8, 2]);
+        assert_eq!((chosen.duration_s, chosen.warmup_s), (120, 0));
     }
 
     #[test]

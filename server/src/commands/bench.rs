@@ -1,0 +1,737 @@
+//! `fleetdeck bench`: the gateway's overhead, measured on loopback in one process.
+//!
+//! One demo `search` instance answers as fast as it can (`latency_scale = 0`), and a real
+//! gateway (`run_fleet`, with its own store in a temporary directory) routes to it. For each
+//! concurrency, `c` clients call `lookup` in a loop directly against the instance, then `c`
+//! other clients call `search__lookup` through the gateway; the difference between the two
+//! is what the gateway costs. This is a benchmark, not a test: it reports, never asserts.
+//!
+//! The clients, the gateway and the instance share the process and its cores, so the
+//! gateway's CPU time competes with the load generator's: at high concurrency the
+//! throughput ratio measures the gateway's CPU cost per call as much as its latency.
+
+use crate::access::password::generate_password;
+use crate::config::fleet::FleetFile;
+use crate::config::{BenchArgs, Cli, Command, ServeArgs};
+use crate::demo::{DemoKind, Knobs, serve_demo_instance};
+use anyhow::{Context, anyhow, bail};
+use clap::Parser;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{Peer, RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// The upstream tool called, and the document it reads (one that exists).
+const TOOL: &str = "lookup";
+const DOCUMENT_ID: &str = "doc-001";
+/// The bench fleet's server name: through the gateway the tool is `search__lookup`.
+const SERVER: &str = "search";
+/// One call's bound; a call beyond it counts as an error and the phase goes on.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Calls per task and phase at most, whatever the duration (bounds the memory).
+const MAX_CALLS_PER_TASK: usize = 1_000_000;
+/// How long the gateway may take to listen.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing a client or the demo instance may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Targets on a small (2-core) machine; reported, not enforced.
+const TARGET_ADDED_P50_MS: f64 = 0.25;
+const TARGET_ADDED_P99_MS: f64 = 1.0;
+const TARGET_RATIO: f64 = 0.5;
+
+/// What to measure, from the command line.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    /// Concurrencies, ascending, without repeats.
+    concurrency: Vec<usize>,
+    /// Measured time per phase.
+    duration: Duration,
+    /// Unmeasured calls before each phase.
+    warmup: Duration,
+}
+
+impl Plan {
+    fn from_args(args: &BenchArgs) -> anyhow::Result<Plan> {
+        let mut concurrency: Vec<usize> = args
+            .concurrency
+            .iter()
+            .map(|&c| usize::try_from(c).context("concurrency"))
+            .collect::<anyhow::Result<_>>()?;
+        concurrency.sort_unstable();
+        concurrency.dedup();
+        if concurrency.is_empty() || concurrency.contains(&0) {
+            bail!("--concurrency needs at least one value, each at least 1");
+        }
+        Ok(Plan {
+            concurrency,
+            duration: Duration::from_secs(args.duration_s),
+            warmup: Duration::from_secs(args.warmup_s),
+        })
+    }
+}
+
+/// Runs the benchmark and prints its results on stdout; the last line is machine-readable.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let plan = Plan::from_args(&args)?;
+    let dir = std::env::temp_dir().join(format!("fleetdeck-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let outcome = tokio::select! {
+        outcome = bench(&plan, &dir) => outcome,
+        () = super::serve::shutdown_signal() => Err(anyhow!("interrupted")),
+    };
+    if let Err(error) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), %error, "cannot remove the bench's temporary directory");
+    }
+    let comparisons = outcome?;
+    // Printed once everything has stopped, so that no log line can follow the last line.
+    println!();
+    for comparison in &comparisons {
+        println!("{}", comparison.summary_line());
+    }
+    let Some(last) = comparisons.last() else {
+        bail!("nothing was measured");
+    };
+    println!();
+    for line in target_lines(last) {
+        println!("{line}");
+    }
+    println!("{}", last.machine_line());
+    Ok(())
+}
+
+/// Starts the instance and the gateway, measures every phase, stops them again.
+async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Vec<Comparison>> {
+    let quiet = Knobs {
+        // The instance's simulated latency would drown the gateway's own.
+        latency_scale: 0.0,
+        ..Knobs::default()
+    };
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let instance = serve_demo_instance(DemoKind::Search, "bench-search-1", loopback, quiet)
+        .await
+        .context("starting the demo search instance")?;
+    let key = format!("fd_bench_{}", generate_password());
+    let fleet = FleetFile::parse(
+        &fleet_text(&instance.mcp_url(), &key),
+        Path::new("<bench fleet>"),
+    )
+    .context("the bench fleet file")?;
+    let serve = gateway_args(dir)?;
+    let database_url = crate::store::default_database_url(dir);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut gateway = AbortOnDrop(Some(tokio::spawn(async move {
+        super::serve::run_fleet(serve, &database_url, fleet, Some(ready_tx)).await
+    })));
+    let addr = match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(_)) => {
+            // The gateway gave up before listening: its own error says why.
+            return match gateway.take().await {
+                Ok(Ok(())) => Err(anyhow!("the gateway stopped before listening")),
+                Ok(Err(error)) => Err(error.context("starting the gateway")),
+                Err(error) => Err(anyhow!("the gateway task failed: {error}")),
+            };
+        }
+        Err(_) => bail!("the gateway did not listen within {READY_TIMEOUT:?}"),
+    };
+
+    let direct = Target {
+        path: "direct",
+        url: instance.mcp_url(),
+        key: None,
+        tool: TOOL.to_string(),
+    };
+    let through = Target {
+        path: "gateway",
+        url: format!("http://{addr}/mcp"),
+        key: Some(key),
+        tool: format!("{SERVER}__{TOOL}"),
+    };
+    direct.check().await?;
+    through.check().await?;
+
+    println!(
+        "fleetdeck bench: {TOOL} {{\"id\": \"{DOCUMENT_ID}\"}} on one demo search instance \
+         (latency_scale 0), {} s per phase after {} s of warm-up, {} cores{}",
+        plan.duration.as_secs(),
+        plan.warmup.as_secs(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if cfg!(debug_assertions) {
+            " (debug build: not representative)"
+        } else {
+            ""
+        }
+    );
+    println!("{}", table_header());
+    let mut comparisons = Vec::new();
+    for &c in &plan.concurrency {
+        let direct_stats = direct.measure(c, plan).await?;
+        println!("{}", table_row(c, direct.path, &direct_stats));
+        let gateway_stats = through.measure(c, plan).await?;
+        println!("{}", table_row(c, through.path, &gateway_stats));
+        comparisons.push(Comparison {
+            concurrency: c,
+            direct: direct_stats,
+            gateway: gateway_stats,
+        });
+    }
+
+    // `run_fleet` serves until a signal; a benchmark may simply stop it.
+    gateway.abort().await;
+    if tokio::time::timeout(CLOSE_TIMEOUT, instance.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the demo instance did not stop in time");
+    }
+    Ok(comparisons)
+}
+
+/// The bench fleet: the one instance, round-robin, every call reaching it (no result
+/// cache), a generous timeout, room for every client, and the bench's assistant.
+fn fleet_text(instance_url: &str, key: &str) -> String {
+    format!(
+        "[[server]]\n\
+         name = \"{SERVER}\"\n\
+         strategy = \"round-robin\"\n\
+         timeout_ms = 30000\n\
+         max_in_flight = 256\n\
+         cache = {{ tools_ttl_s = 86400, cacheable = [] }}\n\
+         \n  [[server.instance]]\n  id = \"bench-search-1\"\n  url = \"{instance_url}\"\n\
+         \n[[assistant]]\nname = \"bench\"\nkey = \"{key}\"\n"
+    )
+}
+
+/// `serve`'s settings for the gateway: any free loopback port, a quiet prober, an admin
+/// password so that none is generated (and logged) for the throw-away store.
+fn gateway_args(dir: &Path) -> anyhow::Result<ServeArgs> {
+    let dir = dir.to_string_lossy();
+    let password = generate_password();
+    let cli = Cli::try_parse_from([
+        "fleetdeck",
+        "serve",
+        "--data-dir",
+        &dir,
+        "--addr",
+        "127.0.0.1:0",
+        "--probe-interval-s",
+        "3600",
+        "--admin-password",
+        &password,
+    ])
+    .context("the gateway's settings")?;
+    match cli.command {
+        Command::Serve(args) => Ok(args),
+        other => Err(anyhow!("expected serve settings, got {other:?}")),
+    }
+}
+
+/// A task aborted when dropped (the gateway, should the bench end early).
+struct AbortOnDrop(Option<JoinHandle<anyhow::Result<()>>>);
+
+impl AbortOnDrop {
+    /// The task, no longer aborted on drop.
+    fn take(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        self.0.take().expect("the task is taken once")
+    }
+
+    /// Aborts the task and waits until it is gone (its resources dropped).
+    async fn abort(mut self) {
+        let task = self.take();
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Where the calls go.
+struct Target {
+    /// "direct" or "gateway".
+    path: &'static str,
+    url: String,
+    /// The bearer key, if the endpoint wants one.
+    key: Option<String>,
+    /// The tool's name at this endpoint.
+    tool: String,
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+impl Target {
+    fn params(&self) -> CallToolRequestParams {
+        let mut arguments = serde_json::Map::new();
+        arguments.insert("id".into(), DOCUMENT_ID.into());
+        CallToolRequestParams::new(self.tool.clone()).with_arguments(arguments)
+    }
+
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
+        config.auth_header = self.key.clone();
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .with_context(|| format!("connecting to {} ({})", self.url, self.path))
+    }
+
+    /// One call must answer before anything is measured.
+    async fn check(&self) -> anyhow::Result<()> {
+        let mut client = self.connect().await?;
+        let answer = tokio::time::timeout(CALL_TIMEOUT, client.peer().call_tool(self.params()))
+            .await
+            .map_err(|_| anyhow!("no answer within {CALL_TIMEOUT:?}"))
+            .and_then(|answer| answer.map_err(anyhow::Error::from));
+        let _ = client.close_with_timeout(CLOSE_TIMEOUT).await;
+        let checked = match answer {
+            Ok(result) if succeeded(&result) => Ok(()),
+            Ok(result) => Err(anyhow!("the tool failed: {}", text_of(&result))),
+            Err(error) => Err(error),
+        };
+        checked.with_context(|| format!("checking {} ({}) before measuring", self.tool, self.path))
+    }
+
+    /// One phase: `c` clients, warmed up, then calling for the plan's duration.
+    async fn measure(&self, c: usize, plan: &Plan) -> anyhow::Result<PhaseStats> {
+        let mut clients = Vec::with_capacity(c);
+        for _ in 0..c {
+            clients.push(self.connect().await?);
+        }
+        let peers: Vec<Peer<RoleClient>> =
+            clients.iter().map(|client| client.peer().clone()).collect();
+        let measured = async {
+            if !plan.warmup.is_zero() {
+                drive(&peers, &self.params(), plan.warmup).await?;
+            }
+            drive(&peers, &self.params(), plan.duration).await
+        }
+        .await;
+        futures::future::join_all(
+            clients
+                .iter_mut()
+                .map(|client| client.close_with_timeout(CLOSE_TIMEOUT)),
+        )
+        .await;
+        let (tasks, elapsed) = measured?;
+        let stats = PhaseStats::from_tasks(tasks, elapsed);
+        if stats.calls == 0 {
+            bail!(
+                "c={c} {}: no call succeeded ({} errors)",
+                self.path,
+                stats.errors
+            );
+        }
+        Ok(stats)
+    }
+}
+
+/// What one calling task saw.
+#[derive(Debug, Default)]
+struct TaskResult {
+    /// Latencies of the calls that succeeded.
+    latencies: Vec<Duration>,
+    /// Calls that failed, timed out or answered with an error.
+    errors: u64,
+}
+
+/// Each peer calls in a loop until `duration` has passed; returns every task's record and
+/// the wall time from the start until the last task ended.
+async fn drive(
+    peers: &[Peer<RoleClient>],
+    params: &CallToolRequestParams,
+    duration: Duration,
+) -> anyhow::Result<(Vec<TaskResult>, Duration)> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<JoinHandle<TaskResult>> = peers
+        .iter()
+        .map(|peer| {
+            let peer = peer.clone();
+            let params = params.clone();
+            tokio::spawn(async move {
+                let mut result = TaskResult::default();
+                let mut attempts = 0;
+                while attempts < MAX_CALLS_PER_TASK && Instant::now() < deadline {
+                    attempts += 1;
+                    let sent = Instant::now();
+                    let answer =
+                        tokio::time::timeout(CALL_TIMEOUT, peer.call_tool(params.clone())).await;
+                    let latency = sent.elapsed();
+                    match answer {
+                        Ok(Ok(answer)) if succeeded(&answer) => result.latencies.push(latency),
+                        _ => result.errors += 1,
+                    }
+                }
+                result
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.context("a calling task failed")?);
+    }
+    Ok((results, started.elapsed()))
+}
+
+fn succeeded(result: &CallToolResult) -> bool {
+    result.is_error != Some(true)
+}
+
+fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One phase's numbers.
+#[derive(Debug, Clone, PartialEq)]
+struct PhaseStats {
+    /// Calls that succeeded.
+    calls: u64,
+    errors: u64,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl PhaseStats {
+    fn from_tasks(tasks: Vec<TaskResult>, elapsed: Duration) -> PhaseStats {
+        let errors = tasks.iter().map(|t| t.errors).sum();
+        let mut latencies: Vec<Duration> = tasks.into_iter().flat_map(|t| t.latencies).collect();
+        latencies.sort_unstable();
+        PhaseStats {
+            calls: latencies.len() as u64,
+            errors,
+            elapsed,
+            p50: percentile(&latencies, 50.0).unwrap_or_default(),
+            p99: percentile(&latencies, 99.0).unwrap_or_default(),
+        }
+    }
+
+    /// Successful calls per second.
+    fn throughput(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.calls as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The nearest-rank percentile of ascending `sorted` values (`p` in 0..=100): the smallest
+/// value with at least p% of the values at or below it. None when there are no values.
+fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p.clamp(0.0, 100.0) / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
+/// Direct and gateway numbers at one concurrency.
+#[derive(Debug, Clone, PartialEq)]
+struct Comparison {
+    concurrency: usize,
+    direct: PhaseStats,
+    gateway: PhaseStats,
+}
+
+impl Comparison {
+    /// What the gateway adds to the median, in milliseconds (noise may make it negative).
+    fn added_p50_ms(&self) -> f64 {
+        ms(self.gateway.p50) - ms(self.direct.p50)
+    }
+
+    fn added_p99_ms(&self) -> f64 {
+        ms(self.gateway.p99) - ms(self.direct.p99)
+    }
+
+    /// Throughput through the gateway as a share of direct throughput.
+    fn throughput_ratio(&self) -> f64 {
+        let direct = self.direct.throughput();
+        if direct > 0.0 {
+            self.gateway.throughput() / direct
+        } else {
+            0.0
+        }
+    }
+
+    fn summary_line(&self) -> String {
+        let side = |stats: &PhaseStats| {
+            format!(
+                "{:.0}/s p50 {:.3} ms p99 {:.3} ms",
+                stats.throughput(),
+                ms(stats.p50),
+                ms(stats.p99)
+            )
+        };
+        let mut line = format!(
+            "c={} direct: {} | gateway: {} | added p50 {:.3} ms p99 {:.3} ms | ratio {:.3}",
+            self.concurrency,
+            side(&self.direct),
+            side(&self.gateway),
+            self.added_p50_ms(),
+            self.added_p99_ms(),
+            self.throughput_ratio()
+        );
+        let errors = self.direct.errors + self.gateway.errors;
+        if errors > 0 {
+            let _ = write!(
+                line,
+                " | errors {} direct, {} gateway",
+                self.direct.errors, self.gateway.errors
+            );
+        }
+        line
+    }
+
+    /// The last line of the output, for scripts.
+    fn machine_line(&self) -> String {
+        format!(
+            "bench: c={} added_p50_ms={:.3} added_p99_ms={:.3} throughput_ratio={:.3}",
+            self.concurrency,
+            self.added_p50_ms(),
+            self.added_p99_ms(),
+            self.throughput_ratio()
+        )
+    }
+}
+
+fn table_header() -> String {
+    format!(
+        "{:>4}  {:<8} {:>9} {:>10} {:>9} {:>9} {:>7}",
+        "c", "path", "calls", "calls/s", "p50 ms", "p99 ms", "errors"
+    )
+}
+
+fn table_row(c: usize, path: &str, stats: &PhaseStats) -> String {
+    format!(
+        "{:>4}  {:<8} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>7}",
+        c,
+        path,
+        stats.calls,
+        stats.throughput(),
+        ms(stats.p50),
+        ms(stats.p99),
+        stats.errors
+    )
+}
+
+/// Whether each target was met at the largest concurrency.
+fn target_lines(comparison: &Comparison) -> Vec<String> {
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let c = comparison.concurrency;
+    let (p50, p99, ratio) = (
+        comparison.added_p50_ms(),
+        comparison.added_p99_ms(),
+        comparison.throughput_ratio(),
+    );
+    vec![
+        format!(
+            "target c={c}: added p50 {p50:.3} ms <= {TARGET_ADDED_P50_MS} ms: {}",
+            verdict(p50 <= TARGET_ADDED_P50_MS)
+        ),
+        format!(
+            "target c={c}: added p99 {p99:.3} ms <= {TARGET_ADDED_P99_MS} ms: {}",
+            verdict(p99 <= TARGET_ADDED_P99_MS)
+        ),
+        format!(
+            "target c={c}: throughput ratio {ratio:.3} >= {TARGET_RATIO}: {}",
+            verdict(ratio >= TARGET_RATIO)
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn micros(values: &[u64]) -> Vec<Duration> {
+        values.iter().map(|&v| Duration::from_micros(v)).collect()
+    }
+
+    fn stats(calls: u64, seconds: u64, p50_us: u64, p99_us: u64) -> PhaseStats {
+        PhaseStats {
+            calls,
+            errors: 0,
+            elapsed: Duration::from_secs(seconds),
+            p50: Duration::from_micros(p50_us),
+            p99: Duration::from_micros(p99_us),
+        }
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        assert_eq!(percentile(&[], 50.0), None);
+        let one = micros(&[7]);
+        assert_eq!(percentile(&one, 50.0), Some(Duration::from_micros(7)));
+        assert_eq!(percentile(&one, 99.0), Some(Duration::from_micros(7)));
+        let hundred: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&hundred, 50.0), Some(Duration::from_micros(50)));
+        assert_eq!(percentile(&hundred, 99.0), Some(Duration::from_micros(99)));
+        assert_eq!(
+            percentile(&hundred, 100.0),
+            Some(Duration::from_micros(100))
+        );
+        assert_eq!(percentile(&hundred, 0.0), Some(Duration::from_micros(1)));
+        // Four values: p50 is the 2nd, p99 the 4th.
+        let four = micros(&[10, 20, 30, 40]);
+        assert_eq!(percentile(&four, 50.0), Some(Duration::from_micros(20)));
+        assert_eq!(percentile(&four, 99.0), Some(Duration::from_micros(40)));
+    }
+
+    #[test]
+    fn phase_stats_merge_the_tasks_and_count_errors() {
+        let tasks = vec![
+            TaskResult {
+                latencies: micros(&[300, 100]),
+                errors: 1,
+            },
+            TaskResult {
+                latencies: micros(&[200, 400]),
+                errors: 2,
+            },
+        ];
+        let stats = PhaseStats::from_tasks(tasks, Duration::from_secs(2));
+        assert_eq!(stats.calls, 4);
+        assert_eq!(stats.errors, 3);
+        assert_eq!(stats.p50, Duration::from_micros(200));
+        assert_eq!(stats.p99, Duration::from_micros(400));
+        assert_eq!(stats.throughput(), 2.0);
+        let none = PhaseStats::from_tasks(Vec::new(), Duration::ZERO);
+        assert_eq!((none.calls, none.throughput()), (0, 0.0));
+    }
+
+    fn comparison() -> Comparison {
+        Comparison {
+            concurrency: 64,
+            direct: stats(40_000, 5, 1_500, 4_000),
+            gateway: stats(24_000, 5, 1_700, 4_750),
+        }
+    }
+
+    #[test]
+    fn the_summary_line_compares_both_paths() {
+        assert_eq!(
+            comparison().summary_line(),
+            "c=64 direct: 8000/s p50 1.500 ms p99 4.000 ms | gateway: 4800/s p50 1.700 ms \
+             p99 4.750 ms | added p50 0.200 ms p99 0.750 ms | ratio 0.600"
+        );
+        let mut with_errors = comparison();
+        with_errors.gateway.errors = 3;
+        assert!(
+            with_errors
+                .summary_line()
+                .ends_with("| ratio 0.600 | errors 0 direct, 3 gateway")
+        );
+    }
+
+    #[test]
+    fn the_machine_line_has_the_documented_format() {
+        assert_eq!(
+            comparison().machine_line(),
+            "bench: c=64 added_p50_ms=0.200 added_p99_ms=0.750 throughput_ratio=0.600"
+        );
+        // A gateway faster than direct (noise) prints a negative added latency as is.
+        let noisy = Comparison {
+            concurrency: 1,
+            direct: stats(10, 1, 500, 900),
+            gateway: stats(10, 1, 450, 900),
+        };
+        assert_eq!(
+            noisy.machine_line(),
+            "bench: c=1 added_p50_ms=-0.050 added_p99_ms=0.000 throughput_ratio=1.000"
+        );
+        let line = comparison().machine_line();
+        let fields: Vec<(&str, &str)> = line
+            .strip_prefix("bench: ")
+            .expect("prefix")
+            .split(' ')
+            .map(|field| field.split_once('=').expect("key=value"))
+            .collect();
+        let keys: Vec<&str> = fields.iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            keys,
+            ["c", "added_p50_ms", "added_p99_ms", "throughput_ratio"]
+        );
+        assert!(fields.iter().all(|(_, value)| value.parse::<f64>().is_ok()));
+    }
+
+    #[test]
+    fn targets_are_reported_not_asserted() {
+        let lines = target_lines(&comparison());
+        assert_eq!(
+            lines,
+            [
+                "target c=64: added p50 0.200 ms <= 0.25 ms: met",
+                "target c=64: added p99 0.750 ms <= 1 ms: met",
+                "target c=64: throughput ratio 0.600 >= 0.5: met",
+            ]
+        );
+        let slow = Comparison {
+            gateway: stats(1_000, 5, 3_000, 9_000),
+            ..comparison()
+        };
+        assert!(target_lines(&slow).iter().all(|l| l.ends_with("missed")));
+    }
+
+    #[test]
+    fn the_plan_sorts_and_dedups_the_concurrencies() {
+        let args = BenchArgs {
+            duration_s: 2,
+            concurrency: vec![64, 1, 16, 16],
+            warmup_s: 0,
+        };
+        let plan = Plan::from_args(&args).expect("valid");
+        assert_eq!(plan.concurrency, [1, 16, 64]);
+        assert_eq!(plan.duration, Duration::from_secs(2));
+        assert!(plan.warmup.is_zero());
+        let empty = BenchArgs {
+            concurrency: Vec::new(),
+            ..args
+        };
+        assert!(Plan::from_args(&empty).is_err());
+    }
+
+    #[test]
+    fn the_bench_fleet_parses_with_nothing_cached() {
+        let fleet = FleetFile::parse(
+            &fleet_text("http://127.0.0.1:9/mcp", "fd_bench_0123456789abcdef"),
+            Path::new("<bench fleet>"),
+        )
+        .expect("a valid fleet file");
+        let server = &fleet.servers[0];
+        assert_eq!(server.name.get_ref(), SERVER);
+        assert_eq!(server.max_in_flight, 256);
+        assert!(server.cache.cacheable.is_empty());
+        assert_eq!(server.instances.len(), 1);
+        assert_eq!(fleet.assistants.len(), 1);
+    }
+
+    #[test]
+    fn the_gateway_listens_on_any_loopback_port_with_a_quiet_prober() {
+        let args = gateway_args(Path::new("/tmp/fleetdeck-bench-test")).expect("valid");
+        assert_eq!(args.addr, SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert_eq!(args.probe_interval_s, 3600);
+        assert!(args.admin_password.is_some());
+    }
+}

@@ -1,0 +1,91 @@
+//! `fleetdeck demo` and `fleetdeck demo-server`: the demo fleet behind a real gateway.
+
+use crate::access::password::generate_password;
+use crate::config::{DemoArgs, DemoServerArgs};
+use crate::demo::{Knobs, fleet, serve_demo_instance, serve_demo_stdio, traffic};
+use anyhow::Context;
+use std::path::Path;
+
+/// The file, in the data dir, holding the demo's assistant key.
+pub const DEMO_KEY_FILE: &str = "demo-key";
+
+fn new_key() -> String {
+    format!("fd_{}{}", generate_password(), generate_password())
+}
+
+/// Starts the demo fleet and serves it until SIGINT or SIGTERM.
+pub async fn run(args: DemoArgs, database_url: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let instances = fleet::start_instances()
+        .await
+        .context("starting the demo instances")?;
+    let user_key = new_key();
+    let synthetic: Vec<(String, String)> = fleet::SYNTHETIC_ASSISTANTS
+        .iter()
+        .map(|name| (name.to_string(), new_key()))
+        .collect();
+    let fleet =
+        fleet::fleet_file(&instances, &user_key, &synthetic).context("the demo fleet file")?;
+
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key_file = data_dir.join(DEMO_KEY_FILE);
+    write_secret(&key_file, &user_key)
+        .with_context(|| format!("writing {}", key_file.display()))?;
+
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let rate = args.traffic;
+    let generator = tokio::spawn(async move {
+        let Ok(addr) = ready_rx.await else { return };
+        println!("Fleetdeck demo: {} instances of 4 servers", instances.len());
+        println!("  dashboard:  http://{addr}/");
+        println!("  gateway:    http://{addr}/mcp");
+        println!(
+            "  your key:   {user_key}   (also in {})",
+            key_file.display()
+        );
+        println!("  try:        Authorization: Bearer <key>, then tools/list");
+        traffic::run(format!("http://{addr}/mcp"), synthetic, rate).await;
+        // Keeps the instances alive as long as the traffic runs.
+        drop(instances);
+    });
+    let served = super::serve::run_fleet(args.serve, database_url, fleet, Some(ready_tx)).await;
+    generator.abort();
+    served
+}
+
+/// Serves one demo server until SIGINT or SIGTERM (HTTP), or until stdin closes (stdio).
+pub async fn run_server(args: DemoServerArgs) -> anyhow::Result<()> {
+    let id = args
+        .id
+        .unwrap_or_else(|| format!("{}-{}", args.kind.as_str(), std::process::id()));
+    if args.stdio {
+        return serve_demo_stdio(args.kind, &id, Knobs::default())
+            .await
+            .context("serving MCP on stdio");
+    }
+    let instance = serve_demo_instance(args.kind, &id, args.addr, Knobs::default())
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    // Tests and scripts read this line to find the port.
+    println!(
+        "{} listening on {}",
+        instance.instance_id,
+        instance.mcp_url()
+    );
+    super::serve::shutdown_signal().await;
+    instance.shutdown().await;
+    Ok(())
+}
+
+/// Writes a secret readable by its owner only.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{secret}")
+}

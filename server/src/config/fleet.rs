@@ -1,0 +1,501 @@
+//! The fleet file (`fleet.toml`): the servers, their instances and routing settings.
+//!
+//! Parsing is strict: an unknown key, a missing field or a wrong type is an error naming the
+//! file, the line and the key, and the server refuses to start rather than guess.
+
+use crate::gateway::balancer::Strategy;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A fleet file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetFileError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Syntax, unknown key, missing field or wrong type.
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// MCP servers, each with instances.
+    #[serde(default, rename = "server")]
+    pub servers: Vec<ServerSpec>,
+    /// Assistants allowed to call the gateway, with their keys.
+    #[serde(default, rename = "assistant")]
+    pub assistants: Vec<AssistantSpec>,
+}
+
+/// One MCP server (its tools are exposed as `<name>__<tool>`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Unique name: lower-case letters, digits, `-` (no `__`).
+    pub name: Spanned<String>,
+    /// Business domain, for grouping on the dashboard.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// How calls are spread over instances.
+    #[serde(default = "default_strategy")]
+    pub strategy: Strategy,
+    /// Per-call timeout in milliseconds (exclusive with `timeout`).
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// Adaptive timeout: a multiple of the instance's observed p99, clamped.
+    #[serde(default)]
+    pub timeout: Option<AdaptiveTimeoutSpec>,
+    /// Per-tool timeout overrides in milliseconds, by upstream tool name.
+    #[serde(default)]
+    pub tool_timeout_ms: BTreeMap<String, u64>,
+    /// Concurrent calls per instance; more are refused as "saturated".
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// Circuit breaker per instance.
+    #[serde(default)]
+    pub breaker: BreakerSpec,
+    /// Retries on another instance.
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// Tool-list and result caches.
+    #[serde(default)]
+    pub cache: CacheSpec,
+    /// The instances serving this server's tools.
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// `timeout = { adaptive = 4.0, min_ms = 200, max_ms = 10000 }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveTimeoutSpec {
+    /// Multiple of the observed p99.
+    pub adaptive: f64,
+    /// Lower bound in milliseconds.
+    pub min_ms: u64,
+    /// Upper bound (and the timeout before any latency is observed), in milliseconds.
+    pub max_ms: u64,
+}
+
+/// `breaker = { failures = 5, reset_s = 30, half_open_probes = 1 }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSpec {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// Seconds open before probing (half-open).
+    pub reset_s: u64,
+    /// Probe calls allowed at once while half-open.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSpec {
+    fn default() -> Self {
+        BreakerSpec {
+            failures: 5,
+            reset_s: 30,
+            half_open_probes: 1,
+        }
+    }
+}
+
+/// `retry = { attempts = 2, base_ms = 50, max_ms = 1000, budget_ratio = 0.2 }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySpec {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// First backoff in milliseconds (doubles each retry, with full jitter).
+    pub base_ms: u64,
+    /// Longest backoff in milliseconds.
+    pub max_ms: u64,
+    /// Retries allowed as a fraction of first attempts (the retry budget).
+    pub budget_ratio: f64,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            attempts: 2,
+            base_ms: 50,
+            max_ms: 1000,
+            budget_ratio: 0.2,
+        }
+    }
+}
+
+/// `cache = { tools_ttl_s = 300, results_ttl_s = 60, cacheable = ["lookup"], max_entries = 10000 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSpec {
+    /// How long a server's tool list is trusted, in seconds.
+    pub tools_ttl_s: u64,
+    /// How long a cached result is served, in seconds.
+    pub results_ttl_s: u64,
+    /// Upstream tool names whose results may be cached.
+    pub cacheable: Vec<String>,
+    /// Most results kept for this server.
+    pub max_entries: u64,
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        CacheSpec {
+            tools_ttl_s: 300,
+            results_ttl_s: 60,
+            cacheable: Vec::new(),
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// One instance: a URL (streamable HTTP) or a command (stdio child process).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// Unique id across the fleet.
+    pub id: Spanned<String>,
+    /// Streamable HTTP endpoint, e.g. `http://127.0.0.1:7001/mcp`.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Program and arguments of a stdio server.
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Environment of the stdio child.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Optional Prometheus endpoint of the instance.
+    #[serde(default)]
+    pub metrics_url: Option<String>,
+}
+
+/// An assistant allowed to call the gateway (keys move to the store with access control).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantSpec {
+    /// Name, shown in the audit log.
+    pub name: Spanned<String>,
+    /// Its bearer key (at least 16 characters).
+    pub key: Spanned<String>,
+}
+
+fn default_strategy() -> Strategy {
+    Strategy::LeastLoad
+}
+
+fn default_max_in_flight() -> u32 {
+    64
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// Whether a server name can prefix tool names unambiguously.
+fn valid_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && !name.contains("__")
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl FleetFile {
+    /// Reads and validates a fleet file.
+    pub fn load(path: &Path) -> Result<FleetFile, FleetFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FleetFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates fleet-file text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<FleetFile, FleetFileError> {
+        let invalid = |offset: usize, message: String| FleetFileError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(text, offset),
+            message,
+        };
+        let fleet: FleetFile = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            invalid(offset, e.message().trim().to_string())
+        })?;
+
+        let mut server_names = HashSet::new();
+        let mut instance_ids = HashSet::new();
+        for server in &fleet.servers {
+            let name = server.name.get_ref();
+            let at = server.name.span().start;
+            if !valid_server_name(name) {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "server name {name:?}: use lower-case letters, digits, - and single _ (it prefixes tool names as {name}__<tool>)"
+                    ),
+                ));
+            }
+            if !server_names.insert(name.clone()) {
+                return Err(invalid(at, format!("server {name:?} is declared twice")));
+            }
+            match (&server.timeout_ms, &server.timeout) {
+                (Some(fixed), Some(_)) => {
+                    return Err(invalid(
+                        fixed.span().start,
+                        format!("server {name}: give timeout_ms or timeout, not both"),
+                    ));
+                }
+                (Some(fixed), None) if *fixed.get_ref() == 0 => {
+                    return Err(invalid(
+                        fixed.span().start,
+                        format!("server {name}: timeout_ms must be above 0"),
+                    ));
+                }
+                (None, Some(adaptive))
+                    if !(adaptive.adaptive > 0.0
+                        && adaptive.min_ms > 0
+                        && adaptive.min_ms <= adaptive.max_ms) =>
+                {
+                    return Err(invalid(
+                        at,
+                        format!(
+                            "server {name}: timeout needs adaptive > 0 and 0 < min_ms <= max_ms"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if server.max_in_flight == 0 {
+                return Err(invalid(
+                    at,
+                    format!("server {name}: max_in_flight must be at least 1"),
+                ));
+            }
+            if server.breaker.failures == 0 || server.breaker.half_open_probes == 0 {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "server {name}: breaker failures and half_open_probes must be at least 1"
+                    ),
+                ));
+            }
+            let retry = server.retry;
+            if !(0.0..=1.0).contains(&retry.budget_ratio) || retry.base_ms > retry.max_ms {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "server {name}: retry needs 0 <= budget_ratio <= 1 and base_ms <= max_ms"
+                    ),
+                ));
+            }
+            if server.instances.is_empty() {
+                return Err(invalid(
+                    at,
+                    format!("server {name}: declare at least one [[server.instance]]"),
+                ));
+            }
+            for instance in &server.instances {
+                let id = instance.id.get_ref();
+                let at = instance.id.span().start;
+                if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(invalid(
+                        at,
+                        format!("instance id {id:?}: use a non-empty id without spaces"),
+                    ));
+                }
+                if !instance_ids.insert(id.clone()) {
+                    return Err(invalid(at, format!("instance {id:?} is declared twice")));
+                }
+                match (&instance.url, &instance.command) {
+                    (Some(url), None) => {
+                        let text = url.get_ref();
+                        if !(text.starts_with("http://") || text.starts_with("https://")) {
+                            return Err(invalid(
+                                url.span().start,
+                                format!(
+                                    "instance {id}: url {text:?} must start with http:// or https://"
+                                ),
+                            ));
+                        }
+                    }
+                    (None, Some(command))
+                        if command.get_ref().is_empty() || command.get_ref()[0].is_empty() =>
+                    {
+                        return Err(invalid(
+                            command.span().start,
+                            format!("instance {id}: command needs a program"),
+                        ));
+                    }
+                    (None, Some(_)) => {}
+                    _ => {
+                        return Err(invalid(
+                            at,
+                            format!("instance {id}: give exactly one of url or command"),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut assistant_names = HashSet::new();
+        for assistant in &fleet.assistants {
+            let name = assistant.name.get_ref();
+            if !assistant_names.insert(name.clone()) {
+                return Err(invalid(
+                    assistant.name.span().start,
+                    format!("assistant {name:?} is declared twice"),
+                ));
+            }
+            if assistant.key.get_ref().len() < 16 {
+                return Err(invalid(
+                    assistant.key.span().start,
+                    format!("assistant {name}: key must have at least 16 characters"),
+                ));
+            }
+        }
+        Ok(fleet)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FleetFile, String> {
+        FleetFile::parse(text, Path::new("fleet.toml")).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[[server]]
+name = "search"
+domain = "search"
+strategy = "consistent-hash"
+timeout = { adaptive = 4.0, min_ms = 200, max_ms = 10000 }
+tool_timeout_ms = { reindex = 30000 }
+breaker = { failures = 3 }
+cache = { cacheable = ["lookup"] }
+
+  [[server.instance]]
+  id = "search-1"
+  url = "http://127.0.0.1:7001/mcp"
+  metrics_url = "http://127.0.0.1:7001/metrics"
+
+  [[server.instance]]
+  id = "search-2"
+  command = ["node", "server.js", "stdio"]
+  env = { DEBUG = "1" }
+
+[[assistant]]
+name = "claude"
+key = "0123456789abcdef0123"
+"#;
+
+    #[test]
+    fn a_complete_file_parses_with_defaults_filled_in() {
+        let fleet = parse(GOOD).unwrap();
+        let search = &fleet.servers[0];
+        assert_eq!(search.name.get_ref(), "search");
+        assert_eq!(search.strategy, Strategy::ConsistentHash);
+        assert_eq!(search.breaker.failures, 3);
+        assert_eq!(
+            search.breaker.reset_s, 30,
+            "defaults fill what is not given"
+        );
+        assert_eq!(search.retry.attempts, 2);
+        assert_eq!(search.max_in_flight, 64);
+        assert_eq!(search.cache.cacheable, ["lookup"]);
+        assert_eq!(search.tool_timeout_ms["reindex"], 30_000);
+        assert_eq!(search.instances.len(), 2);
+        assert_eq!(
+            search.instances[1].command.as_ref().unwrap().get_ref()[0],
+            "node"
+        );
+        assert_eq!(fleet.assistants[0].name.get_ref(), "claude");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_file_the_line_and_the_key() {
+        let text = "[[server]]\nname = \"search\"\nstrategie = \"random\"\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.starts_with("fleet.toml:3: "), "{err}");
+        assert!(err.contains("strategie"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_and_a_missing_field_are_errors_with_lines() {
+        let err = parse("[[server]]\nname = \"s\"\nmax_in_flight = \"many\"\n").unwrap_err();
+        assert!(err.starts_with("fleet.toml:3: "), "{err}");
+        let err = parse("[[server]]\nname = \"s\"\n[[server.instance]]\nurl = \"http://x/mcp\"\n")
+            .unwrap_err();
+        assert!(err.contains("missing field `id`"), "{err}");
+    }
+
+    #[test]
+    fn semantic_mistakes_are_refused_with_their_line() {
+        let cases = [
+            (
+                "[[server]]\nname = \"Bad Name\"\n",
+                "fleet.toml:2: server name",
+            ),
+            ("[[server]]\nname = \"a__b\"\n", "fleet.toml:2: server name"),
+            (
+                "[[server]]\nname = \"s\"\nstrategy = \"fastest\"\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n",
+                "fleet.toml:3: unknown variant `fastest`",
+            ),
+            ("[[server]]\nname = \"s\"\n", "declare at least one"),
+            (
+                "[[server]]\nname = \"s\"\n[[server.instance]]\nid = \"i\"\n",
+                "fleet.toml:4: instance i: give exactly one of url or command",
+            ),
+            (
+                "[[server]]\nname = \"s\"\n[[server.instance]]\nid = \"i\"\nurl = \"ftp://x\"\n",
+                "fleet.toml:5: instance i: url",
+            ),
+            (
+                "[[server]]\nname = \"s\"\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n[[server.instance]]\nid = \"i\"\nurl = \"http://y\"\n",
+                "fleet.toml:7: instance \"i\" is declared twice",
+            ),
+            (
+                "[[server]]\nname = \"s\"\ntimeout_ms = 0\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n",
+                "fleet.toml:3: server s: timeout_ms must be above 0",
+            ),
+            (
+                "[[assistant]]\nname = \"a\"\nkey = \"short\"\n",
+                "fleet.toml:3: assistant a: key must have at least 16",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_fleet() {
+        let fleet = parse("").unwrap();
+        assert!(fleet.servers.is_empty() && fleet.assistants.is_empty());
+    }
+}

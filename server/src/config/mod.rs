@@ -1,0 +1,6 @@
+//! Configuration: the command line (every flag with an environment twin) and the fleet file.
+
+pub mod cli;
+pub mod fleet;
+
+pub use cli::{BenchArgs, Cli, Command, DemoArgs, DemoServerArgs, ServeArgs, UserCommand};

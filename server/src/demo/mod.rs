@@ -1,0 +1,18 @@
+//! The demo fleet: small but real MCP servers (search, database, files, notifications)
+//! that `fleetdeck demo` starts as instances behind the gateway.
+//!
+//! Each instance generates its data deterministically at start (every replica of a kind
+//! serves the same data, as real replicas would), answers with a realistic, skewed latency,
+//! and misbehaves on request through its [`Knobs`], adjustable at runtime over HTTP
+//! (`PUT /knobs`) so the dashboard's breakers, retries and health states can be demonstrated.
+
+pub mod fleet;
+pub mod knobs;
+pub mod servers;
+pub mod traffic;
+
+// The module's API; the dashboard's knob controls will name the rest of it.
+#[allow(unused_imports)]
+pub use knobs::{Knobs, KnobsError, KnobsHandle};
+#[allow(unused_imports)]
+pub use servers::{DemoInstance, DemoKind, UnknownDemoKind, serve_demo_instance, serve_demo_stdio};

@@ -1,0 +1,404 @@
+//! One tool call through the fleet: resolve `server__tool`, pick an instance the balancer
+//! likes and whose breaker admits, call it with a timeout, and on a retryable failure back
+//! off and try another instance, within the server's retry budget.
+
+use crate::gateway::balancer::Candidate;
+use crate::gateway::retry::{FailureKind, backoff, is_retryable};
+use crate::registry::{
+    CallOutcome, CallPermit, FleetEvent, Refusal, Registry, ServerEntry, split_tool_name,
+};
+use crate::upstream::{ProgressSink, UpstreamError};
+use rmcp::ErrorData;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How long listing a server's tools may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The gateway's routing core, shared by every downstream session.
+pub struct Dispatcher {
+    registry: Arc<Registry>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over the fleet.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Dispatcher { registry }
+    }
+
+    /// The fleet.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Every tool of the fleet as `<server>__<tool>`, refreshing stale catalogs first.
+    pub async fn list_tools(&self) -> Vec<Tool> {
+        let now = Instant::now();
+        let mut tools = Vec::new();
+        for server in self.registry.servers() {
+            if !server.catalog_stale(now) {
+                server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
+            } else if let Err(error) = self.refresh_tools(&server).await {
+                tracing::warn!(server = %server.name, %error, "cannot list tools; serving the last known list");
+            }
+            for tool in server.catalog().tools {
+                let mut exposed = tool.clone();
+                exposed.name = format!("{}__{}", server.name, tool.name).into();
+                tools.push(exposed);
+            }
+        }
+        tools
+    }
+
+    /// Lists a server's tools from the first instance that answers.
+    pub async fn refresh_tools(&self, server: &ServerEntry) -> Result<(), String> {
+        server.tool_list_misses.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut last_error = String::from("no instance is eligible");
+        // Eligible ones first; any instance will do for a listing.
+        let mut instances = server.instances();
+        instances.sort_by_key(|i| !i.looks_eligible(now));
+        for instance in instances {
+            match instance.upstream.list_tools(LIST_TIMEOUT).await {
+                Ok(tools) => {
+                    let changed = server.catalog().tools != tools;
+                    server.set_catalog(tools, Instant::now());
+                    if changed {
+                        self.registry.publish(FleetEvent::Tools {
+                            server: server.name.clone(),
+                        });
+                    }
+                    return Ok(());
+                }
+                Err(error) => last_error = format!("{}: {error}", instance.id),
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Routes one call. Failures the caller should read come back as an isError result;
+    /// requests that cannot be routed at all are protocol errors.
+    pub async fn call_tool(
+        &self,
+        assistant: &str,
+        params: CallToolRequestParams,
+        progress: Option<ProgressSink>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let exposed = params.name.to_string();
+        let unknown = || ErrorData::invalid_params(format!("unknown tool {exposed:?}"), None);
+        let (server_name, tool_name) = split_tool_name(&exposed).ok_or_else(unknown)?;
+        let server = self.registry.server(server_name).ok_or_else(unknown)?;
+        if server.catalog_stale(Instant::now()) {
+            let _ = self.refresh_tools(&server).await;
+        }
+        let tool = server.tool(tool_name).ok_or_else(unknown)?;
+        if let Err(problem) = check_arguments(&tool, params.arguments.as_ref()) {
+            return Err(ErrorData::invalid_params(
+                format!("{exposed}: {problem}"),
+                None,
+            ));
+        }
+        let idempotent = tool
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
+
+        let cacheable = server.settings.cacheable.contains(tool_name);
+        if cacheable
+            && let Some(hit) = server
+                .results
+                .get(tool_name, params.arguments.as_ref())
+                .await
+        {
+            return Ok(CallToolResponse::Complete((*hit).clone()));
+        }
+        let mut upstream_params = params;
+        upstream_params.name = tool_name.to_string().into();
+        let policy = server.settings.retry;
+        server.retry_budget.record_request(Instant::now());
+        let mut tried: Vec<String> = Vec::new();
+        let mut retry = 0u32;
+        loop {
+            let permit = match self.admit(&server, assistant, &tried) {
+                Ok(permit) => permit,
+                Err(why) => return Ok(gateway_error(format!("{exposed}: {why}"))),
+            };
+            let instance = permit.instance().clone();
+            let timeout = server.timeout_for(tool_name, &instance);
+            let answer = instance
+                .upstream
+                .call_tool(upstream_params.clone(), progress.clone(), &cancel, timeout)
+                .await;
+            let failure = match answer {
+                Ok(response) => {
+                    self.settle(permit, CallOutcome::Answered);
+                    if cacheable && let CallToolResponse::Complete(result) = &response {
+                        server
+                            .results
+                            .put(tool_name, upstream_params.arguments.as_ref(), result)
+                            .await;
+                    }
+                    return Ok(response);
+                }
+                Err(UpstreamError::Rpc(error))
+                    if error.code != rmcp::model::ErrorCode::INTERNAL_ERROR =>
+                {
+                    // The instance answered: it works, the request was refused.
+                    self.settle(permit, CallOutcome::Answered);
+                    return Err(error);
+                }
+                Err(UpstreamError::Cancelled) => {
+                    self.settle(permit, CallOutcome::Abandoned);
+                    return Err(ErrorData::internal_error("the call was cancelled", None));
+                }
+                Err(error) => error,
+            };
+            let kind = match failure {
+                UpstreamError::Connect(_) => FailureKind::Connect,
+                // An internal error is the instance failing (like an HTTP 5xx): it counts
+                // against its breaker, and is retried only where running twice is harmless.
+                UpstreamError::Protocol(_) => FailureKind::Protocol,
+                // Lost mid-call: like a timeout, the tool may have run.
+                _ => FailureKind::Timeout,
+            };
+            let cause = failure.to_string();
+            self.settle(permit, CallOutcome::Failed(&cause));
+            tracing::warn!(server = %server.name, instance = %instance.id, tool = tool_name, %cause, retry, "upstream call failed");
+            tried.push(instance.id.clone());
+            let retry_allowed = retry < policy.attempts
+                && is_retryable(kind, idempotent)
+                && !cancel.is_cancelled()
+                && server.retry_budget.try_withdraw(Instant::now());
+            if !retry_allowed {
+                return Ok(gateway_error(format!(
+                    "{exposed} failed on {}: {cause}",
+                    instance.id
+                )));
+            }
+            tokio::time::sleep(backoff(&policy, retry, fastrand::f64())).await;
+            retry += 1;
+        }
+    }
+
+    /// Picks and admits an instance, preferring ones not tried yet for this call.
+    fn admit(
+        &self,
+        server: &ServerEntry,
+        assistant: &str,
+        tried: &[String],
+    ) -> Result<CallPermit, String> {
+        let now = Instant::now();
+        let instances = server.instances();
+        let mut refused: Vec<(String, Refusal)> = Vec::new();
+        for fresh_only in [true, false] {
+            loop {
+                let eligible: Vec<_> = instances
+                    .iter()
+                    .filter(|i| !(fresh_only && tried.contains(&i.id)))
+                    .filter(|i| !refused.iter().any(|(id, _)| *id == i.id))
+                    .filter(|i| i.looks_eligible(now))
+                    .collect();
+                if eligible.is_empty() {
+                    break;
+                }
+                // Instances without samples yet count as typical, not as free.
+                let typical = typical_latency(&eligible);
+                let candidates: Vec<Candidate<'_>> = eligible
+                    .iter()
+                    .map(|i| Candidate {
+                        id: &i.id,
+                        in_flight: i.in_flight(),
+                        latency_ewma_ms: match i.latency_ewma_ms() {
+                            ms if ms > 0.0 => ms,
+                            _ => typical,
+                        },
+                    })
+                    .collect();
+                let Some(index) = server.balancer.pick(&candidates, assistant) else {
+                    break;
+                };
+                match eligible[index].try_admit(now) {
+                    Ok(permit) => return Ok(permit),
+                    Err(refusal) => refused.push((eligible[index].id.clone(), refusal)),
+                }
+            }
+        }
+        Err(no_instance_reason(server, &refused, now))
+    }
+
+    /// Expires a server's tool list whenever one of its instances announces a change
+    /// (`notifications/tools/list_changed`); the next listing asks again. Runs forever.
+    pub async fn watch_tool_changes(self: Arc<Self>) {
+        let watchers = self.registry.servers().into_iter().flat_map(|server| {
+            server.instances().into_iter().map(move |instance| {
+                let server = server.clone();
+                async move {
+                    loop {
+                        instance.upstream.tools_changed.notified().await;
+                        tracing::info!(server = %server.name, instance = %instance.id, "tool list changed");
+                        server.expire_catalog();
+                    }
+                }
+            })
+        });
+        futures::future::join_all(watchers).await;
+    }
+
+    fn settle(&self, permit: CallPermit, outcome: CallOutcome<'_>) {
+        let instance = permit.instance().clone();
+        let failed = matches!(outcome, CallOutcome::Failed(_));
+        let drained = permit.finish(outcome);
+        if drained || failed {
+            self.registry.publish(FleetEvent::Instance {
+                server: instance.server.clone(),
+                instance: instance.id.clone(),
+            });
+        }
+    }
+}
+
+fn typical_latency(instances: &[&Arc<crate::registry::Instance>]) -> f64 {
+    let mut known: Vec<f64> = instances
+        .iter()
+        .map(|i| i.latency_ewma_ms())
+        .filter(|ms| *ms > 0.0)
+        .collect();
+    known.sort_by(f64::total_cmp);
+    known.get(known.len() / 2).copied().unwrap_or(1.0)
+}
+
+/// Says why no instance of the server can take the call, by counting the reasons.
+fn no_instance_reason(server: &ServerEntry, refused: &[(String, Refusal)], now: Instant) -> String {
+    let instances = server.instances();
+    let (mut draining, mut unhealthy, mut open, mut saturated) = (0, 0, 0, 0);
+    for instance in &instances {
+        let refusal = refused
+            .iter()
+            .find(|(id, _)| *id == instance.id)
+            .map(|(_, r)| r.clone());
+        match refusal {
+            Some(Refusal::NotActive(_)) => draining += 1,
+            Some(Refusal::Unhealthy) => unhealthy += 1,
+            Some(Refusal::BreakerOpen(_)) => open += 1,
+            Some(Refusal::Saturated(_)) => saturated += 1,
+            None if instance.admin_state() != crate::registry::AdminState::Active => draining += 1,
+            None if instance.health() == crate::registry::Health::Unhealthy => unhealthy += 1,
+            None if instance.in_flight() >= instance.max_in_flight => saturated += 1,
+            None if !instance.looks_eligible(now) => open += 1,
+            None => {}
+        }
+    }
+    if saturated > 0 && saturated == instances.len() {
+        return format!(
+            "saturated: all {saturated} instances of {} have {} calls in flight; try again shortly",
+            server.name,
+            server.instances().first().map_or(0, |i| i.max_in_flight)
+        );
+    }
+    format!(
+        "no instance of {} can take the call ({} instances: {draining} draining or drained, {unhealthy} unhealthy, {open} with an open breaker, {saturated} saturated)",
+        server.name,
+        instances.len()
+    )
+}
+
+/// A failure the assistant should read (MCP clients hide protocol errors' messages).
+fn gateway_error(message: String) -> CallToolResponse {
+    CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(message)]))
+}
+
+/// Checks the arguments against the tool's input schema: an object, required properties
+/// present, and top-level property types right. The instance validates fully; this catches
+/// the common mistakes before a call is spent.
+pub fn check_arguments(
+    tool: &Tool,
+    arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let empty = serde_json::Map::new();
+    let arguments = arguments.unwrap_or(&empty);
+    let schema = tool.input_schema.as_ref();
+    if let Some(Value::Array(required)) = schema.get("required") {
+        for name in required.iter().filter_map(Value::as_str) {
+            if !arguments.contains_key(name) {
+                return Err(format!("missing required argument {name:?}"));
+            }
+        }
+    }
+    let Some(Value::Object(properties)) = schema.get("properties") else {
+        return Ok(());
+    };
+    for (name, value) in arguments {
+        let Some(expected) = properties.get(name).and_then(|p| p.get("type")) else {
+            if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+                return Err(format!("unknown argument {name:?}"));
+            }
+            continue;
+        };
+        let types: Vec<&str> = match expected {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        let fits = types.iter().any(|t| match *t {
+            "string" => value.is_string(),
+            "integer" => value.as_i64().is_some() || value.as_u64().is_some(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "null" => value.is_null(),
+            _ => true,
+        });
+        if !fits {
+            return Err(format!(
+                "argument {name:?} must be of type {}",
+                types.join(" or ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool(schema: serde_json::Value) -> Tool {
+        let schema = schema.as_object().unwrap().clone();
+        Tool::new("t", "a tool", Arc::new(schema))
+    }
+
+    #[test]
+    fn arguments_are_checked_against_the_schema() {
+        let t = tool(json!({
+            "type": "object",
+            "properties": { "q": { "type": "string" }, "limit": { "type": ["integer", "null"] } },
+            "required": ["q"]
+        }));
+        let args = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert!(check_arguments(&t, Some(&args(json!({"q": "rust"})))).is_ok());
+        assert!(check_arguments(&t, Some(&args(json!({"q": "rust", "limit": 5})))).is_ok());
+        assert!(check_arguments(&t, Some(&args(json!({"q": "rust", "limit": null})))).is_ok());
+        assert_eq!(
+            check_arguments(&t, None),
+            Err("missing required argument \"q\"".into())
+        );
+        assert_eq!(
+            check_arguments(&t, Some(&args(json!({"q": 3})))),
+            Err("argument \"q\" must be of type string".into())
+        );
+        assert_eq!(
+            check_arguments(&t, Some(&args(json!({"q": "x", "limit": 2.5})))),
+            Err("argument \"limit\" must be of type integer or null".into())
+        );
+        let strict =
+            tool(json!({"type": "object", "properties": {}, "additionalProperties": false}));
+        assert!(check_arguments(&strict, Some(&args(json!({"x": 1})))).is_err());
+    }
+}

@@ -1,0 +1,472 @@
+//! One instance of a server: its session, admin state, health, breaker, load and latency.
+
+use crate::gateway::breaker::{Admission, Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
+use crate::gateway::latency::LatencyWindow;
+use crate::upstream::{Endpoint, UpstreamSession};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// What operators decided (persisted by the store with the dashboard's actions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminState {
+    /// Takes new calls.
+    Active,
+    /// Takes no new calls; in-flight calls finish.
+    Draining,
+    /// Drained: no calls in flight, none routed.
+    Drained,
+}
+
+impl AdminState {
+    /// The state of a stored name.
+    pub fn parse(name: &str) -> Option<AdminState> {
+        match name {
+            "active" => Some(AdminState::Active),
+            "draining" => Some(AdminState::Draining),
+            "drained" => Some(AdminState::Drained),
+            _ => None,
+        }
+    }
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Active => "active",
+            AdminState::Draining => "draining",
+            AdminState::Drained => "drained",
+        }
+    }
+}
+
+/// What probes and real calls observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not probed yet.
+    Unknown,
+    /// Answering.
+    Healthy,
+    /// Answering, but slowly or with errors.
+    Degraded,
+    /// Not answering: not routed to.
+    Unhealthy,
+}
+
+impl Health {
+    /// The health's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// Probe outcomes needed to change health (hysteresis against flapping).
+const UNHEALTHY_AFTER: u32 = 3;
+const HEALTHY_AFTER: u32 = 2;
+
+#[derive(Debug)]
+struct HealthTracker {
+    health: Health,
+    failures: u32,
+    successes: u32,
+}
+
+/// Why an instance cannot take a call now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Draining or drained.
+    NotActive(AdminState),
+    /// Probes say it is down.
+    Unhealthy,
+    /// Its breaker is open (or its half-open probes are taken).
+    BreakerOpen(Duration),
+    /// All its concurrency slots are taken.
+    Saturated(u32),
+}
+
+/// Counters of one instance.
+#[derive(Debug, Default)]
+pub struct InstanceCounters {
+    /// Calls that reached the instance.
+    pub calls: AtomicU64,
+    /// Calls that failed at the instance (transport, timeout, protocol error).
+    pub failures: AtomicU64,
+}
+
+/// One instance.
+pub struct Instance {
+    /// Unique id.
+    pub id: String,
+    /// The server it belongs to.
+    pub server: String,
+    /// Its pooled MCP session.
+    pub upstream: UpstreamSession,
+    /// Concurrency limit.
+    pub max_in_flight: u32,
+    /// Added while running (persisted in the store) rather than declared in the fleet file.
+    pub runtime: bool,
+    admin: Mutex<AdminState>,
+    health: Mutex<HealthTracker>,
+    breaker: Mutex<Breaker>,
+    latency: Mutex<LatencyWindow>,
+    in_flight: AtomicU32,
+    /// Call counters.
+    pub counters: InstanceCounters,
+    last_error: Mutex<Option<(Instant, String)>>,
+}
+
+/// A call admitted to an instance; dropping it frees its slot.
+pub struct CallPermit {
+    instance: Arc<Instance>,
+    admission: Option<Admission>,
+    started: Instant,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not wedge routing: the data is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Instance {
+    /// A new, active instance of `server` at `endpoint`.
+    pub fn new(
+        id: String,
+        server: String,
+        endpoint: Endpoint,
+        max_in_flight: u32,
+        breaker: BreakerConfig,
+    ) -> Self {
+        Instance {
+            upstream: UpstreamSession::new(endpoint, max_in_flight as usize),
+            id,
+            server,
+            max_in_flight,
+            runtime: false,
+            admin: Mutex::new(AdminState::Active),
+            health: Mutex::new(HealthTracker {
+                health: Health::Unknown,
+                failures: 0,
+                successes: 0,
+            }),
+            breaker: Mutex::new(Breaker::new(breaker)),
+            latency: Mutex::new(LatencyWindow::new(512)),
+            in_flight: AtomicU32::new(0),
+            counters: InstanceCounters::default(),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The breaker's settings.
+    pub fn breaker_config(&self) -> BreakerConfig {
+        *lock(&self.breaker).config()
+    }
+
+    /// Restores a persisted admin state at start (nothing is in flight yet, so draining is
+    /// drained).
+    pub fn restore_admin_state(&self, state: AdminState) {
+        *lock(&self.admin) = match state {
+            AdminState::Draining => AdminState::Drained,
+            other => other,
+        };
+    }
+
+    /// Admin state.
+    pub fn admin_state(&self) -> AdminState {
+        *lock(&self.admin)
+    }
+
+    /// Observed health.
+    pub fn health(&self) -> Health {
+        lock(&self.health).health
+    }
+
+    /// Calls in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Latency EWMA in ms (0 before any call).
+    pub fn latency_ewma_ms(&self) -> f64 {
+        lock(&self.latency).ewma_ms()
+    }
+
+    /// A latency percentile over recent calls.
+    pub fn latency_percentile(&self, q: f64) -> Option<Duration> {
+        lock(&self.latency).percentile(q)
+    }
+
+    /// The breaker as it stands.
+    pub fn breaker_snapshot(&self, now: Instant) -> BreakerSnapshot {
+        lock(&self.breaker).snapshot(now)
+    }
+
+    /// The last failure and when it happened.
+    pub fn last_error(&self) -> Option<(Instant, String)> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Whether the balancer may consider it (the permit re-checks under its locks).
+    pub fn looks_eligible(&self, now: Instant) -> bool {
+        self.admin_state() == AdminState::Active
+            && self.health() != Health::Unhealthy
+            && lock(&self.breaker).state(now) != BreakerState::Open
+            && self.in_flight() < self.max_in_flight
+    }
+
+    /// Admits one call, or says why not.
+    pub fn try_admit(self: &Arc<Self>, now: Instant) -> Result<CallPermit, Refusal> {
+        let admin = self.admin_state();
+        if admin != AdminState::Active {
+            return Err(Refusal::NotActive(admin));
+        }
+        if self.health() == Health::Unhealthy {
+            return Err(Refusal::Unhealthy);
+        }
+        // Take a slot first: it is cheap to give back.
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_in_flight).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return Err(Refusal::Saturated(self.max_in_flight));
+        }
+        let mut permit = CallPermit {
+            instance: self.clone(),
+            admission: None,
+            started: now,
+        };
+        match lock(&self.breaker).try_acquire(now) {
+            Ok(admission) => {
+                permit.admission = Some(admission);
+                Ok(permit)
+            }
+            // Dropping the permit frees the slot.
+            Err(rejection) => Err(Refusal::BreakerOpen(rejection.retry_in)),
+        }
+    }
+
+    /// Starts draining: no new calls; drained once none are in flight.
+    pub fn drain(&self) -> (AdminState, AdminState) {
+        let mut admin = lock(&self.admin);
+        let before = *admin;
+        if before == AdminState::Active {
+            *admin = if self.in_flight() == 0 {
+                AdminState::Drained
+            } else {
+                AdminState::Draining
+            };
+        }
+        (before, *admin)
+    }
+
+    /// Returns a draining or drained instance to service.
+    pub fn undrain(&self) -> (AdminState, AdminState) {
+        let mut admin = lock(&self.admin);
+        let before = *admin;
+        *admin = AdminState::Active;
+        (before, *admin)
+    }
+
+    /// Resets the breaker to closed (an operator's decision).
+    pub fn reset_breaker(&self, now: Instant, actor: &str) -> BreakerState {
+        let mut breaker = lock(&self.breaker);
+        let before = breaker.state(now);
+        breaker.reset(now, actor);
+        before
+    }
+
+    /// Feeds a probe outcome into health, with hysteresis. Returns the health if it changed.
+    pub fn record_probe(&self, ok: bool) -> Option<Health> {
+        let mut tracker = lock(&self.health);
+        let before = tracker.health;
+        if ok {
+            tracker.failures = 0;
+            tracker.successes += 1;
+            if tracker.health == Health::Unknown || tracker.successes >= HEALTHY_AFTER {
+                tracker.health = Health::Healthy;
+            }
+        } else {
+            tracker.successes = 0;
+            tracker.failures += 1;
+            if tracker.failures >= UNHEALTHY_AFTER {
+                tracker.health = Health::Unhealthy;
+            }
+        }
+        (tracker.health != before).then_some(tracker.health)
+    }
+
+    /// If draining with nothing in flight, becomes drained. Returns true when it changed.
+    fn settle_drain(&self) -> bool {
+        let mut admin = lock(&self.admin);
+        if *admin == AdminState::Draining && self.in_flight() == 0 {
+            *admin = AdminState::Drained;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How an admitted call ended, for the breaker and the statistics.
+#[derive(Debug)]
+pub enum CallOutcome<'a> {
+    /// The instance answered (a tool's isError result counts: the instance works).
+    Answered,
+    /// The instance failed (transport, timeout, protocol): counts against its breaker.
+    Failed(&'a str),
+    /// The caller went away: no verdict on the instance.
+    Abandoned,
+}
+
+impl CallPermit {
+    /// The instance this permit is for.
+    pub fn instance(&self) -> &Arc<Instance> {
+        &self.instance
+    }
+
+    /// Records the outcome and frees the slot. Returns true if the instance became drained.
+    pub fn finish(mut self, outcome: CallOutcome<'_>) -> bool {
+        let now = Instant::now();
+        let instance = self.instance.clone();
+        if let Some(admission) = self.admission.take() {
+            let mut breaker = lock(&instance.breaker);
+            match outcome {
+                CallOutcome::Answered => breaker.on_success(now, admission),
+                CallOutcome::Failed(cause) => breaker.on_failure(now, admission, cause),
+                CallOutcome::Abandoned => breaker.release_probe(admission),
+            }
+        }
+        match outcome {
+            CallOutcome::Answered => {
+                instance.counters.calls.fetch_add(1, Ordering::Relaxed);
+                lock(&instance.latency).record(now.saturating_duration_since(self.started));
+            }
+            CallOutcome::Failed(cause) => {
+                instance.counters.calls.fetch_add(1, Ordering::Relaxed);
+                instance.counters.failures.fetch_add(1, Ordering::Relaxed);
+                *lock(&instance.last_error) = Some((now, cause.to_string()));
+            }
+            CallOutcome::Abandoned => {}
+        }
+        drop(self);
+        instance.settle_drain()
+    }
+}
+
+impl Drop for CallPermit {
+    fn drop(&mut self) {
+        if let Some(admission) = self.admission.take() {
+            lock(&self.instance.breaker).release_probe(admission);
+        }
+        self.instance.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(max_in_flight: u32) -> Arc<Instance> {
+        Arc::new(Instance::new(
+            "i-1".into(),
+            "s".into(),
+            Endpoint::Http {
+                url: "http://127.0.0.1:9/mcp".into(),
+            },
+            max_in_flight,
+            BreakerConfig {
+                failures: 2,
+                reset: Duration::from_secs(30),
+                half_open_probes: 1,
+            },
+        ))
+    }
+
+    #[test]
+    fn slots_are_bounded_and_given_back() {
+        let i = instance(2);
+        let now = Instant::now();
+        let a = i.try_admit(now).unwrap();
+        let _b = i.try_admit(now).unwrap();
+        assert_eq!(i.try_admit(now).err(), Some(Refusal::Saturated(2)));
+        drop(a);
+        assert_eq!(i.in_flight(), 1);
+        assert!(i.try_admit(now).is_ok());
+    }
+
+    #[test]
+    fn a_drain_waits_for_in_flight_calls_and_routes_nothing_new() {
+        let i = instance(4);
+        let now = Instant::now();
+        let first = i.try_admit(now).unwrap();
+        let second = i.try_admit(now).unwrap();
+        assert_eq!(i.drain(), (AdminState::Active, AdminState::Draining));
+        assert_eq!(
+            i.try_admit(now).err(),
+            Some(Refusal::NotActive(AdminState::Draining))
+        );
+        assert!(!first.finish(CallOutcome::Answered));
+        assert_eq!(i.admin_state(), AdminState::Draining);
+        assert!(
+            second.finish(CallOutcome::Answered),
+            "the last call out drains it"
+        );
+        assert_eq!(i.admin_state(), AdminState::Drained);
+        assert_eq!(i.undrain(), (AdminState::Drained, AdminState::Active));
+        assert!(i.try_admit(now).is_ok());
+    }
+
+    #[test]
+    fn an_idle_instance_drains_at_once() {
+        let i = instance(4);
+        assert_eq!(i.drain(), (AdminState::Active, AdminState::Drained));
+    }
+
+    #[test]
+    fn failures_open_the_breaker_and_answers_count_as_success() {
+        let i = instance(4);
+        let now = Instant::now();
+        i.try_admit(now)
+            .unwrap()
+            .finish(CallOutcome::Failed("connection refused"));
+        i.try_admit(now).unwrap().finish(CallOutcome::Answered);
+        i.try_admit(now)
+            .unwrap()
+            .finish(CallOutcome::Failed("connection refused"));
+        // Two failures, but not consecutive: still closed; a success resets the count.
+        i.try_admit(now)
+            .expect("a success in between resets the count")
+            .finish(CallOutcome::Answered);
+        let now = Instant::now();
+        i.try_admit(now)
+            .unwrap()
+            .finish(CallOutcome::Failed("timeout"));
+        i.try_admit(now)
+            .unwrap()
+            .finish(CallOutcome::Failed("timeout"));
+        assert!(matches!(i.try_admit(now), Err(Refusal::BreakerOpen(_))));
+        assert_eq!(i.in_flight(), 0, "a refused admission keeps no slot");
+        assert_eq!(i.last_error().unwrap().1, "timeout");
+        i.reset_breaker(now, "olga");
+        assert!(i.try_admit(now).is_ok());
+    }
+
+    #[test]
+    fn health_has_hysteresis() {
+        let i = instance(1);
+        assert_eq!(i.record_probe(true), Some(Health::Healthy));
+        assert_eq!(i.record_probe(false), None);
+        assert_eq!(i.record_probe(false), None);
+        assert_eq!(i.record_probe(false), Some(Health::Unhealthy));
+        assert_eq!(i.try_admit(Instant::now()).err(), Some(Refusal::Unhealthy));
+        assert_eq!(i.record_probe(true), None);
+        assert_eq!(i.record_probe(true), Some(Health::Healthy));
+    }
+}

@@ -1,0 +1,407 @@
+//! The in-memory source of truth: servers, their instances and tools, and the events that
+//! tell the dashboard what changed.
+
+pub mod instance;
+
+pub use instance::{AdminState, CallOutcome, CallPermit, Health, Instance, Refusal};
+
+use crate::config::fleet::{FleetFile, ServerSpec};
+use crate::gateway::balancer::Balancer;
+use crate::gateway::breaker::BreakerConfig;
+use crate::gateway::cache::ResultCache;
+use crate::gateway::retry::{RetryBudget, RetryPolicy};
+use crate::upstream::Endpoint;
+use rmcp::model::Tool;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// How a server's calls are timed out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimeoutPolicy {
+    /// The same timeout for every call.
+    Fixed(Duration),
+    /// A multiple of the instance's observed p99, clamped.
+    Adaptive {
+        /// Multiple of p99.
+        multiplier: f64,
+        /// Lower bound.
+        min: Duration,
+        /// Upper bound (also the timeout before any latency is known).
+        max: Duration,
+    },
+}
+
+/// A server's routing settings, from the fleet file.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// Per-call timeout.
+    pub timeout: TimeoutPolicy,
+    /// Per-tool fixed timeouts that override `timeout`.
+    pub tool_timeouts: BTreeMap<String, Duration>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// How long a tool list is trusted.
+    pub tools_ttl: Duration,
+    /// How long a cached result is served.
+    pub results_ttl: Duration,
+    /// Tools whose results may be cached.
+    pub cacheable: HashSet<String>,
+    /// Most cached results for this server.
+    pub max_cached_results: u64,
+}
+
+/// The tools a server offers, as last listed.
+#[derive(Clone, Debug, Default)]
+pub struct ToolCatalog {
+    /// The tools with their upstream names.
+    pub tools: Vec<Tool>,
+    /// When they were listed (`None`: never).
+    pub listed_at: Option<Instant>,
+}
+
+/// One MCP server and its instances.
+pub struct ServerEntry {
+    /// Unique name; tools are exposed as `<name>__<tool>`.
+    pub name: String,
+    /// Business domain.
+    pub domain: Option<String>,
+    /// Routing settings.
+    pub settings: ServerSettings,
+    /// Instance choice.
+    pub balancer: Balancer,
+    /// Retry budget shared by the server's calls.
+    pub retry_budget: RetryBudget,
+    /// Results of cacheable tools.
+    pub results: ResultCache,
+    /// Tool listings answered from the catalog (hits) or from an instance (misses).
+    pub tool_list_hits: AtomicU64,
+    /// See `tool_list_hits`.
+    pub tool_list_misses: AtomicU64,
+    instances: RwLock<Vec<Arc<Instance>>>,
+    catalog: RwLock<ToolCatalog>,
+}
+
+impl ServerEntry {
+    /// The instances, in declaration order.
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        self.instances
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The tool catalog.
+    pub fn catalog(&self) -> ToolCatalog {
+        self.catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the tool catalog.
+    pub fn set_catalog(&self, tools: Vec<Tool>, now: Instant) {
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ToolCatalog {
+            tools,
+            listed_at: Some(now),
+        };
+    }
+
+    /// Forgets the tool list so that the next listing asks an instance.
+    pub fn expire_catalog(&self) {
+        self.catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .listed_at = None;
+    }
+
+    /// Whether the catalog is older than its TTL (or was never listed).
+    pub fn catalog_stale(&self, now: Instant) -> bool {
+        match self.catalog().listed_at {
+            Some(at) => now.saturating_duration_since(at) >= self.settings.tools_ttl,
+            None => true,
+        }
+    }
+
+    /// The upstream tool of this name, if listed.
+    pub fn tool(&self, name: &str) -> Option<Tool> {
+        self.catalog().tools.into_iter().find(|t| t.name == name)
+    }
+
+    /// The timeout for a call of `tool` on `instance`.
+    pub fn timeout_for(&self, tool: &str, instance: &Instance) -> Duration {
+        if let Some(fixed) = self.settings.tool_timeouts.get(tool) {
+            return *fixed;
+        }
+        match self.settings.timeout {
+            TimeoutPolicy::Fixed(timeout) => timeout,
+            TimeoutPolicy::Adaptive {
+                multiplier,
+                min,
+                max,
+            } => crate::gateway::latency::adaptive_timeout(
+                instance.latency_percentile(0.99),
+                multiplier,
+                min,
+                max,
+            ),
+        }
+    }
+}
+
+/// Something the dashboard should redraw.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetEvent {
+    /// An instance's admin state, health or breaker changed.
+    Instance {
+        /// The server.
+        server: String,
+        /// The instance.
+        instance: String,
+    },
+    /// A server's tool list changed.
+    Tools {
+        /// The server.
+        server: String,
+    },
+    /// A cache was invalidated.
+    Cache,
+}
+
+/// The fleet.
+pub struct Registry {
+    servers: RwLock<BTreeMap<String, Arc<ServerEntry>>>,
+    events: broadcast::Sender<FleetEvent>,
+}
+
+/// Split `<server>__<tool>` into its parts.
+pub fn split_tool_name(name: &str) -> Option<(&str, &str)> {
+    let (server, tool) = name.split_once("__")?;
+    (!server.is_empty() && !tool.is_empty()).then_some((server, tool))
+}
+
+impl Registry {
+    /// A registry holding the fleet file's servers.
+    pub fn from_fleet(fleet: &FleetFile) -> Arc<Registry> {
+        let (events, _) = broadcast::channel(1024);
+        let servers = fleet
+            .servers
+            .iter()
+            .map(|spec| (spec.name.get_ref().clone(), Arc::new(server_entry(spec))))
+            .collect();
+        Arc::new(Registry {
+            servers: RwLock::new(servers),
+            events,
+        })
+    }
+
+    /// Every server, by name.
+    pub fn servers(&self) -> Vec<Arc<ServerEntry>> {
+        self.servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The server of this name.
+    pub fn server(&self, name: &str) -> Option<Arc<ServerEntry>> {
+        self.servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// The instance of this id, with its server.
+    pub fn instance(&self, id: &str) -> Option<(Arc<ServerEntry>, Arc<Instance>)> {
+        self.servers().into_iter().find_map(|server| {
+            let instance = server.instances().into_iter().find(|i| i.id == id)?;
+            Some((server, instance))
+        })
+    }
+
+    /// Tells subscribers something changed (none listening is fine).
+    pub fn publish(&self, event: FleetEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Empties result caches: one tool's, one server's, or (both `None`) the whole fleet's.
+    /// Returns how many servers were touched; an unknown server is an error naming it.
+    pub async fn invalidate_results(
+        &self,
+        server: Option<&str>,
+        tool: Option<&str>,
+    ) -> Result<usize, String> {
+        let targets = match server {
+            Some(name) => vec![self.server(name).ok_or_else(|| format!("server {name}"))?],
+            None => self.servers(),
+        };
+        for entry in &targets {
+            match tool {
+                Some(tool) => entry.results.invalidate_tool(tool).await,
+                None => entry.results.invalidate_all().await,
+            }
+        }
+        self.publish(FleetEvent::Cache);
+        Ok(targets.len())
+    }
+
+    /// Adds an instance to a server (with the server's limits and breaker settings).
+    pub fn add_instance(
+        &self,
+        server: &str,
+        id: &str,
+        endpoint: Endpoint,
+    ) -> Result<Arc<Instance>, String> {
+        if self.instance(id).is_some() {
+            return Err(format!("instance {id} already exists"));
+        }
+        let entry = self
+            .server(server)
+            .ok_or_else(|| format!("server {server}"))?;
+        let template = entry
+            .instances()
+            .first()
+            .map(|i| (i.max_in_flight, i.breaker_config()));
+        let (max_in_flight, breaker) = template.unwrap_or((64, BreakerConfig::default()));
+        let mut instance = Instance::new(
+            id.to_string(),
+            server.to_string(),
+            endpoint,
+            max_in_flight,
+            breaker,
+        );
+        instance.runtime = true;
+        let instance = Arc::new(instance);
+        entry
+            .instances
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(instance.clone());
+        self.publish(FleetEvent::Instance {
+            server: server.to_string(),
+            instance: id.to_string(),
+        });
+        Ok(instance)
+    }
+
+    /// Removes an instance; calls already under way on it finish.
+    pub fn remove_instance(&self, id: &str) -> Option<Arc<Instance>> {
+        let (server, instance) = self.instance(id)?;
+        server
+            .instances
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|i| i.id != id);
+        self.publish(FleetEvent::Instance {
+            server: server.name.clone(),
+            instance: id.to_string(),
+        });
+        Some(instance)
+    }
+
+    /// Subscribes to changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<FleetEvent> {
+        self.events.subscribe()
+    }
+}
+
+fn server_entry(spec: &ServerSpec) -> ServerEntry {
+    let breaker = BreakerConfig {
+        failures: spec.breaker.failures,
+        reset: Duration::from_secs(spec.breaker.reset_s),
+        half_open_probes: spec.breaker.half_open_probes,
+    };
+    let name = spec.name.get_ref().clone();
+    let instances = spec
+        .instances
+        .iter()
+        .map(|i| {
+            let endpoint = match (&i.url, &i.command) {
+                (Some(url), _) => Endpoint::Http {
+                    url: url.get_ref().clone(),
+                },
+                (None, Some(command)) => Endpoint::Stdio {
+                    command: command.get_ref().clone(),
+                    env: i.env.clone(),
+                },
+                // The fleet file's validation guarantees one of the two.
+                (None, None) => Endpoint::Http { url: String::new() },
+            };
+            Arc::new(Instance::new(
+                i.id.get_ref().clone(),
+                name.clone(),
+                endpoint,
+                spec.max_in_flight,
+                breaker,
+            ))
+        })
+        .collect();
+    let timeout = match (&spec.timeout_ms, &spec.timeout) {
+        (_, Some(adaptive)) => TimeoutPolicy::Adaptive {
+            multiplier: adaptive.adaptive,
+            min: Duration::from_millis(adaptive.min_ms),
+            max: Duration::from_millis(adaptive.max_ms),
+        },
+        (Some(ms), None) => TimeoutPolicy::Fixed(Duration::from_millis(*ms.get_ref())),
+        (None, None) => TimeoutPolicy::Fixed(Duration::from_secs(30)),
+    };
+    let retry = RetryPolicy {
+        attempts: spec.retry.attempts,
+        base: Duration::from_millis(spec.retry.base_ms),
+        max: Duration::from_millis(spec.retry.max_ms),
+        budget_ratio: spec.retry.budget_ratio,
+    };
+    ServerEntry {
+        name,
+        domain: spec.domain.clone(),
+        balancer: Balancer::new(spec.strategy),
+        retry_budget: RetryBudget::new(retry.budget_ratio, 10, Duration::from_secs(10)),
+        results: ResultCache::new(
+            spec.cache.max_entries,
+            Duration::from_secs(spec.cache.results_ttl_s),
+        ),
+        tool_list_hits: AtomicU64::new(0),
+        tool_list_misses: AtomicU64::new(0),
+        settings: ServerSettings {
+            timeout,
+            tool_timeouts: spec
+                .tool_timeout_ms
+                .iter()
+                .map(|(k, v)| (k.clone(), Duration::from_millis(*v)))
+                .collect(),
+            retry,
+            tools_ttl: Duration::from_secs(spec.cache.tools_ttl_s),
+            results_ttl: Duration::from_secs(spec.cache.results_ttl_s),
+            cacheable: spec.cache.cacheable.iter().cloned().collect(),
+            max_cached_results: spec.cache.max_entries,
+        },
+        instances: RwLock::new(instances),
+        catalog: RwLock::new(ToolCatalog::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_names_split_at_the_first_double_underscore() {
+        assert_eq!(split_tool_name("search__query"), Some(("search", "query")));
+        assert_eq!(
+            split_tool_name("files__read__all"),
+            Some(("files", "read__all"))
+        );
+        assert_eq!(split_tool_name("query"), None);
+        assert_eq!(split_tool_name("__query"), None);
+        assert_eq!(split_tool_name("search__"), None);
+    }
+}
