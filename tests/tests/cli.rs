@@ -179,3 +179,49 @@ async fn a_data_dir_that_cannot_be_used_stops_the_server() {
     assert!(err.contains("exists but is not a directory"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), b"a file, not a directory");
 }
+
+#[tokio::test]
+async fn a_bad_fleet_file_stops_the_server_naming_file_line_and_key() {
+    let data = tempfile::tempdir().unwrap();
+    let fleet = data.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        "[[server]]\nname = \"search\"\nstrategie = \"random\"\n",
+    )
+    .unwrap();
+    let data_dir = data.path().join("data");
+    let args = [
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ];
+    let (code, _, err) = run_fleetdeck(&args, None).await;
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("fleet.toml:3: unknown field `strategie`"),
+        "{err}"
+    );
+    assert!(!data_dir.exists(), "nothing was created");
+
+    let missing = data.path().join("nowhere.toml");
+    let args = [
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--fleet",
+        missing.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ];
+    let (code, _, err) = run_fleetdeck(&args, None).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot read the fleet file") && err.contains("No such file"),
+        "{err}"
+    );
+}

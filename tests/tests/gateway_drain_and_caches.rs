@@ -273,3 +273,71 @@ async fn invalidation_empties_exactly_what_it_names() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn open_dashboards_hear_of_changes_within_a_second() {
+    let search = DemoServerProcess::start("search", "search-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, dashboard) = start(
+        dir.path(),
+        format!(
+            "[[server]]\nname = \"search\"\n[[server.instance]]\nid = \"search-1\"\nurl = \"{}\"\n\
+             [[assistant]]\nname = \"reader\"\nkey = \"{KEY}\"\n",
+            search.url
+        ),
+    )
+    .await;
+
+    // Anonymous: no stream.
+    let anonymous = reqwest::get(gateway.url("/api/events")).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let mut events = dashboard
+        .get(gateway.url("/api/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(
+        events.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut seen = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        read_until(&mut events, &mut seen, "event: hello"),
+    )
+    .await
+    .expect("hello");
+
+    let started = Instant::now();
+    dashboard
+        .post(gateway.url("/api/fleet/drain"))
+        .form(&[("instance", "search-1")])
+        .send()
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        read_until(&mut events, &mut seen, "\"instance\":\"search-1\""),
+    )
+    .await
+    .expect("the drain reached the open stream within 1 s");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(seen.contains("event: fleet"), "{seen}");
+    gateway.stop().await;
+}
+
+/// Reads the event stream into `seen` until it contains `needle`.
+async fn read_until(events: &mut reqwest::Response, seen: &mut String, needle: &str) {
+    while !seen.contains(needle) {
+        let chunk = events
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

@@ -17,6 +17,7 @@ use leptos::prelude::LeptosOptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tower_sessions::session_store::ExpiredDeletion;
 
 /// Runs the server until SIGINT or SIGTERM, with the fleet of `--fleet` if given.
@@ -64,6 +65,16 @@ pub async fn run_fleet(
     }
 
     let throttle = Arc::new(LoginThrottle::new(ThrottleLimits::default()));
+    // Cancelled on SIGINT/SIGTERM: ends open streams (dashboards' events, MCP responses) so
+    // that the graceful shutdown does not wait for them forever.
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
     let registry = Registry::from_fleet(&fleet);
     restore_fleet_state(&registry, &store).await?;
     let control = Arc::new(FleetControl::new(
@@ -82,6 +93,7 @@ pub async fn run_fleet(
         store: store.clone(),
         control,
         registry: registry.clone(),
+        shutdown: shutdown.clone(),
     };
     let settings = WebSettings {
         secure_cookie: args.secure_cookie,
@@ -101,6 +113,7 @@ pub async fn run_fleet(
         EndpointSettings {
             max_body_bytes: args.max_body_bytes,
             allowed_hosts: args.allowed_hosts.clone(),
+            shutdown: shutdown.clone(),
         },
     );
     // The MCP endpoint sits outside the dashboard's session, login and CSRF layers.
@@ -135,7 +148,7 @@ pub async fn run_fleet(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .await
     .context("serving HTTP")?;
     housekeeping.abort();

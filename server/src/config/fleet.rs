@@ -13,11 +13,12 @@ use toml::Spanned;
 #[derive(Debug, thiserror::Error)]
 pub enum FleetFileError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("cannot read the fleet file {path}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
+        #[source]
         source: std::io::Error,
     },
     /// Syntax, unknown key, missing field or wrong type.

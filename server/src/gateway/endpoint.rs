@@ -158,6 +158,8 @@ pub struct EndpointSettings {
     pub max_body_bytes: usize,
     /// `Host` values accepted besides loopback (DNS-rebinding protection).
     pub allowed_hosts: Vec<String>,
+    /// Cancelled at shutdown: open response streams end so the server can stop.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The `/mcp` router: bearer authentication in front of the rmcp streamable HTTP service.
@@ -171,6 +173,7 @@ pub fn router(
     config.legacy_session_mode = false;
     config.max_request_body_bytes = settings.max_body_bytes;
     config.allowed_hosts.extend(settings.allowed_hosts);
+    config.cancellation_token = settings.shutdown.child_token();
     let service = StreamableHttpService::new(
         move || {
             Ok(GatewayService {

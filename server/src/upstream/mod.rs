@@ -118,6 +118,8 @@ pub struct UpstreamSession {
     max_concurrent: usize,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     reconnect: std::sync::Mutex<Reconnect>,
+    /// Process group of the stdio child, killed as a whole with the session.
+    child_group: std::sync::Mutex<Option<u32>>,
     progress: ProgressDispatcher,
     /// Woken when the instance says its tool list changed.
     pub tools_changed: Arc<Notify>,
@@ -132,6 +134,7 @@ impl UpstreamSession {
             max_concurrent: max_concurrent.max(1),
             session: tokio::sync::Mutex::new(None),
             reconnect: std::sync::Mutex::new(Reconnect::default()),
+            child_group: std::sync::Mutex::new(None),
             progress: ProgressDispatcher::new(),
             tools_changed: Arc::new(Notify::new()),
         }
@@ -229,6 +232,12 @@ impl UpstreamSession {
                     .stderr(std::process::Stdio::inherit())
                     .spawn()
                     .map_err(|e| connect_error(&e))?;
+                // The child leads its group, so its id is the group's.
+                self.kill_child_group();
+                *self
+                    .child_group
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = transport.id();
                 handler
                     .serve(transport)
                     .await
@@ -237,10 +246,30 @@ impl UpstreamSession {
         }
     }
 
-    /// Drops the session so that the next call reconnects (after a transport failure).
+    /// Drops the session so that the next call reconnects (after a transport failure); a
+    /// stdio child is killed with its whole process group.
     pub async fn reset(&self) {
         if let Some(session) = self.session.lock().await.take() {
             session.cancellation_token().cancel();
+        }
+        self.kill_child_group();
+    }
+
+    /// Kills the stdio child's process group, grandchildren included.
+    fn kill_child_group(&self) {
+        let group = self
+            .child_group
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(group) = group
+            .and_then(|g| libc::pid_t::try_from(g).ok())
+            .filter(|g| *g > 1)
+        {
+            // SAFETY: killpg has no memory effects; a group that is already gone is ESRCH.
+            unsafe {
+                libc::killpg(group, libc::SIGKILL);
+            }
         }
     }
 
@@ -348,6 +377,13 @@ impl UpstreamSession {
                 UpstreamError::Lost(other.to_string())
             }
         }
+    }
+}
+
+impl Drop for UpstreamSession {
+    fn drop(&mut self) {
+        // An instance removed from the fleet leaves no process behind.
+        self.kill_child_group();
     }
 }
 

@@ -40,7 +40,8 @@ pub(super) async fn stream(State(state): State<AppState>, session: Session) -> R
         };
         Ok::<_, Infallible>(event)
     });
-    Sse::new(hello.chain(updates))
+    let stop = state.shutdown.clone().cancelled_owned();
+    Sse::new(hello.chain(updates).take_until(stop))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }

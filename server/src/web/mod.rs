@@ -32,6 +32,8 @@ pub struct AppState {
     pub control: SharedControlPlane,
     /// The fleet, for the live event stream.
     pub registry: std::sync::Arc<crate::registry::Registry>,
+    /// Cancelled at shutdown: live streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Cookie and origin settings of the dashboard.
