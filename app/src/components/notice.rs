@@ -12,3 +12,13 @@ pub fn ErrorNotice(error: AppError) -> impl IntoView {
         </p>
     }
 }
+
+/// Says the fleet is empty and how to give Fleetdeck one.
+#[component]
+pub fn NoServers() -> impl IntoView {
+    view! {
+        <p class="notice" data-testid="no-servers">
+            "No servers: start Fleetdeck with " <code>"--fleet <file>"</code> " to manage a fleet."
+        </p>
+    }
+}

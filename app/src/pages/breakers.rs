@@ -5,7 +5,7 @@
 use crate::error::AppError;
 use crate::pages::fleet::{
     Command, CommandCell, Commands, breaker_label, current_user_resource, format_half_open_in,
-    get_fleet, may_operate, poll_ticks,
+    get_fleet, may, poll_ticks,
 };
 use crate::wire::{BreakerTransitionView, FleetView, InstanceView, format_timestamp_utc};
 use leptos::prelude::*;
@@ -51,16 +51,10 @@ pub fn BreakersPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let operator = may_operate(me).await;
+                let operator = may(me, crate::wire::Role::Operator).await;
                 match fleet.await {
                     Ok(fleet) if fleet.servers.is_empty() => {
-                        view! {
-                            <p class="notice" data-testid="no-servers">
-                                "No servers: start Fleetdeck with " <code>"--fleet <file>"</code>
-                                " to manage a fleet."
-                            </p>
-                        }
-                            .into_any()
+                        view! { <crate::components::notice::NoServers /> }.into_any()
                     }
                     Ok(fleet) => view! { <BreakersTable fleet commands operator /> }.into_any(),
                     Err(error) => {

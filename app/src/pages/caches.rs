@@ -4,7 +4,7 @@
 use crate::components::live::use_live_refresh;
 use crate::components::notice::ErrorNotice;
 use crate::error::AppError;
-use crate::pages::fleet::{current_user_resource, may_operate};
+use crate::pages::fleet::{current_user_resource, may};
 use crate::wire::CacheView;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -47,7 +47,7 @@ pub fn CachesPage() -> impl IntoView {
         |_| get_caches(),
     );
     let me = current_user_resource();
-    let operator = Resource::new(|| (), move |_| may_operate(me));
+    let operator = Resource::new(|| (), move |_| may(me, crate::wire::Role::Operator));
 
     view! {
         <Title text="Caches" />

@@ -71,27 +71,15 @@ pub(crate) fn current_user_resource() -> Option<CurrentUser> {
     use_context::<CurrentUser>()
 }
 
-/// Whether the logged-in user may run operator commands. This only decides which buttons
-/// are shown: the server checks the role on every command.
-pub(crate) async fn may_operate(me: Option<CurrentUser>) -> bool {
+/// Whether the logged-in user's role allows `need`. This only decides which buttons are
+/// shown: the server checks the role on every command.
+pub(crate) async fn may(me: Option<CurrentUser>, need: Role) -> bool {
     match me {
         Some(me) => me
             .await
             .ok()
             .flatten()
-            .is_some_and(|user| user.role.allows(Role::Operator)),
-        None => false,
-    }
-}
-
-/// Whether the logged-in user is an admin (buttons only; the server checks every command).
-pub(crate) async fn may_administer(me: Option<CurrentUser>) -> bool {
-    match me {
-        Some(me) => me
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|user| user.role.allows(Role::Admin)),
+            .is_some_and(|user| user.role.allows(need)),
         None => false,
     }
 }
@@ -403,19 +391,13 @@ pub fn FleetPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let operator = may_operate(me).await;
+                let operator = may(me, Role::Operator).await;
                 match fleet.await {
                     Ok(fleet) if fleet.servers.is_empty() => {
-                        view! {
-                            <p class="notice" data-testid="no-servers">
-                                "No servers: start Fleetdeck with " <code>"--fleet <file>"</code>
-                                " to manage a fleet."
-                            </p>
-                        }
-                            .into_any()
+                        view! { <crate::components::notice::NoServers /> }.into_any()
                     }
                     Ok(fleet) => {
-                        let admin = may_administer(me).await;
+                        let admin = may(me, Role::Admin).await;
                         let admin_view = admin.then(|| view! { <InstancesAdmin fleet=fleet.clone() add remove /> });
                         view! {
                             {fleet

@@ -12,7 +12,5 @@ pub mod servers;
 pub mod traffic;
 
 // The module's API; the dashboard's knob controls will name the rest of it.
-#[allow(unused_imports)]
-pub use knobs::{Knobs, KnobsError, KnobsHandle};
-#[allow(unused_imports)]
-pub use servers::{DemoInstance, DemoKind, UnknownDemoKind, serve_demo_instance, serve_demo_stdio};
+pub use knobs::Knobs;
+pub use servers::{DemoKind, serve_demo_instance, serve_demo_stdio};

@@ -29,11 +29,6 @@ impl Dispatcher {
         Dispatcher { registry }
     }
 
-    /// The fleet.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
     /// Every tool of the fleet as `<server>__<tool>`, refreshing stale catalogs first.
     pub async fn list_tools(&self) -> Vec<Tool> {
         let now = Instant::now();

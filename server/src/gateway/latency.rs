@@ -82,11 +82,13 @@ impl LatencyWindow {
     }
 
     /// How many samples the window holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.samples.len()
     }
 
     /// Whether no call has been recorded yet.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }

@@ -1,9 +1,7 @@
 //! The MCP gateway: routes each tool call to a healthy instance of the right server.
-//! These modules are its I/O-free core: circuit breakers, instance choice, retries with a
-//! budget, and latency statistics; the hot path wires them to upstream sessions.
-
-// Wired into the gateway's hot path in the next change.
-#![allow(dead_code)]
+//! `endpoint` and `dispatch` are the hot path; the other modules are its I/O-free core
+//! (breakers, instance choice, retries with a budget, latency, the result cache).
+//! See README.md in this folder for how a call flows.
 
 pub mod balancer;
 pub mod breaker;

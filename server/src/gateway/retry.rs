@@ -53,28 +53,25 @@ pub fn backoff(policy: &RetryPolicy, retry: u32, unit_random: f64) -> Duration {
 pub enum FailureKind {
     /// The instance could not be reached (refused, reset before sending, DNS, TLS).
     Connect,
-    /// No answer in time; the tool may have run.
+    /// No answer in time, or the connection broke mid-call: the tool may have run.
     Timeout,
-    /// The instance's in-flight limit was reached, so the call was not sent.
-    Saturated,
-    /// The instance's breaker rejected the call, so it was not sent.
-    BreakerOpen,
-    /// The tool answered with an error result (`isError`): a real answer.
-    ToolError,
     /// The instance answered with something that is not valid MCP.
     Protocol,
 }
 
 /// Whether a failed attempt may be retried on another instance.
 ///
+/// (Saturated instances and open breakers never get the call: the dispatcher picks another
+/// instance before sending. Tool errors, `isError` results, are answers, not failures.)
+///
 /// Only when the tool cannot have run (or running it twice is harmless): a retried timeout of
 /// a non-idempotent tool could, say, send an email twice. Tool and protocol errors are answers,
 /// and a retry would most likely get the same one.
 pub fn is_retryable(failure: FailureKind, idempotent: bool) -> bool {
     match failure {
-        FailureKind::Connect | FailureKind::Saturated | FailureKind::BreakerOpen => true,
+        FailureKind::Connect => true,
         FailureKind::Timeout => idempotent,
-        FailureKind::ToolError | FailureKind::Protocol => false,
+        FailureKind::Protocol => false,
     }
 }
 
@@ -265,9 +262,6 @@ mod tests {
         use FailureKind::*;
         for idempotent in [false, true] {
             assert!(is_retryable(Connect, idempotent));
-            assert!(is_retryable(Saturated, idempotent));
-            assert!(is_retryable(BreakerOpen, idempotent));
-            assert!(!is_retryable(ToolError, idempotent));
             assert!(!is_retryable(Protocol, idempotent));
         }
         assert!(is_retryable(Timeout, true));
