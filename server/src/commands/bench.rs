@@ -281,7 +281,12 @@ impl Target {
     async fn connect(&self) -> anyhow::Result<Client> {
         let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
         config.auth_header = self.key.clone();
-        ().serve(StreamableHttpClientTransport::from_config(config))
+        let transport = if std::env::var_os("FLEETDECK_BENCH_EXPERIMENT_POOL").is_some() {
+            StreamableHttpClientTransport::with_client(reqwest::Client::new(), config)
+        } else {
+            StreamableHttpClientTransport::from_config(config)
+        };
+        ().serve(transport)
             .await
             .with_context(|| format!("connecting to {} ({})", self.url, self.path))
     }

@@ -480,9 +480,14 @@ impl InstanceCore {
             (knobs.delay(natural), knobs.draw_fault(&mut rng))
         };
         let ct = context.ct.clone();
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = interrupted(&ct, &self.shutdown) => return Err(cancelled_error()),
+        // No delay means none at all: tokio's timer rounds every sleep, even a zero one, up
+        // to its next millisecond tick, which would add ~1 ms to each call of a quiet
+        // instance (`latency_scale = 0`, as in `fleetdeck bench`).
+        if !delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = interrupted(&ct, &self.shutdown) => return Err(cancelled_error()),
+            }
         }
         match fault {
             Some(Fault::Hang) => {
