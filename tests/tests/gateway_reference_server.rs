@@ -245,7 +245,7 @@ key = "{KEY}"
 /// plain HTTP client (which reports the broken pipe instead of the answer) will not do.
 async fn oversized_post_status(addr: std::net::SocketAddr, size: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
