@@ -187,6 +187,8 @@ pub struct InstanceView {
     pub last_error_age_s: Option<u64>,
     /// Added while running (removable from the dashboard), not declared in the fleet file.
     pub runtime: bool,
+    /// Calls per second over the last seconds.
+    pub calls_per_s: f64,
 }
 
 /// One recorded breaker state change of an instance.

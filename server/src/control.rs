@@ -135,6 +135,7 @@ fn instance_view(instance: &Instance, now: Instant) -> InstanceView {
             .map(|(at, _)| now.saturating_duration_since(*at).as_secs()),
         last_error: last_error.map(|(_, cause)| cause),
         runtime: instance.runtime,
+        calls_per_s: instance.counters.rate.per_second(now),
     }
 }
 

@@ -450,6 +450,7 @@ fn ServerCard(server: ServerView, commands: Commands, operator: bool) -> impl In
                         <th>"Breaker"</th>
                         <th class="num">"In flight"</th>
                         <th class="num">"Calls"</th>
+                        <th class="num">"Calls/s"</th>
                         <th class="num">"Failures"</th>
                         <th class="num">"p50"</th>
                         <th class="num">"p99"</th>
@@ -550,6 +551,7 @@ fn InstanceRow(instance: InstanceView, commands: Commands, operator: bool) -> im
                 {format!("{} / {}", instance.in_flight, instance.max_in_flight)}
             </td>
             <td class="num" data-testid=format!("calls-{id}")>{instance.calls}</td>
+            <td class="num" data-testid=format!("rate-{id}")>{format!("{:.1}", instance.calls_per_s)}</td>
             <td class=failures_class data-testid=format!("failures-{id}")>{instance.failures}</td>
             <td class="num">{format_latency(instance.p50_ms)}</td>
             <td class="num">{format_latency(instance.p99_ms)}</td>
@@ -582,6 +584,7 @@ mod tests {
             last_error: None,
             last_error_age_s: None,
             runtime: false,
+            calls_per_s: 0.0,
         }
     }
 

@@ -203,6 +203,7 @@ fn fleet_text(instance_url: &str, key: &str) -> String {
          strategy = \"round-robin\"\n\
          timeout_ms = 30000\n\
          max_in_flight = 256\n\
+         keep_alive = true\n\
          cache = {{ tools_ttl_s = 86400, cacheable = [] }}\n\
          \n  [[server.instance]]\n  id = \"bench-search-1\"\n  url = \"{instance_url}\"\n\
          \n[[assistant]]\nname = \"bench\"\nkey = \"{key}\"\n"
@@ -281,12 +282,13 @@ impl Target {
     async fn connect(&self) -> anyhow::Result<Client> {
         let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str());
         config.auth_header = self.key.clone();
-        let transport = if std::env::var_os("FLEETDECK_BENCH_EXPERIMENT_POOL").is_some() {
-            StreamableHttpClientTransport::with_client(reqwest::Client::new(), config)
-        } else {
-            StreamableHttpClientTransport::from_config(config)
-        };
-        ().serve(transport)
+        // Keep-alive, as a real assistant's client would: both servers send with TCP_NODELAY.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(4)
+            .tcp_nodelay(true)
+            .build()
+            .context("building the HTTP client")?;
+        ().serve(StreamableHttpClientTransport::with_client(http, config))
             .await
             .with_context(|| format!("connecting to {} ({})", self.url, self.path))
     }

@@ -13,6 +13,7 @@ use crate::telemetry::prober;
 use crate::upstream::Endpoint;
 use crate::web::{self, AllowedOrigins, AppState, WebSettings};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use leptos::prelude::LeptosOptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -143,6 +144,11 @@ pub async fn run_fleet(
     let warm = tokio::spawn({
         let dispatcher = dispatcher.clone();
         async move { dispatcher.list_tools().await }
+    });
+    // No Nagle delay on answers: clients that reuse connections would otherwise wait for
+    // delayed ACKs (about 40 ms a call).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     axum::serve(
         listener,

@@ -72,7 +72,7 @@ pub struct BenchArgs {
         long,
         env = "FLEETDECK_BENCH_CONCURRENCY",
         value_delimiter = ',',
-        default_values_t = [1u64, 16, 64],
+        default_value = "1,16,64",
         value_parser = clap::value_parser!(u64).range(1..=256)
     )]
     pub concurrency: Vec<u64>,

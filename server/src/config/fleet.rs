@@ -69,6 +69,11 @@ pub struct ServerSpec {
     /// Concurrent calls per instance; more are refused as "saturated".
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
+    /// Reuse HTTP connections to the instances (keep-alive). Faster, but only for servers
+    /// that send with TCP_NODELAY: otherwise each reused connection stalls ~40 ms on delayed
+    /// ACKs, which is why it is off by default (as in rmcp's client).
+    #[serde(default)]
+    pub keep_alive: bool,
     /// Circuit breaker per instance.
     #[serde(default)]
     pub breaker: BreakerSpec,

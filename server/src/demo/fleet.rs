@@ -2,7 +2,7 @@
 //! so that the gateway treats them exactly like a real fleet.
 
 use super::knobs::Knobs;
-use super::servers::{DemoInstance, DemoKind, serve_demo_instance};
+use super::{DemoInstance, DemoKind, serve_demo_instance};
 use crate::config::fleet::{FleetFile, FleetFileError};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -60,7 +60,7 @@ pub fn fleet_file(
             text,
             "\n[[server]]\nname = \"{name}\"\ndomain = \"{name}\"\nstrategy = \"{strategy}\"\n\
              timeout = {{ adaptive = 4.0, min_ms = 250, max_ms = 5000 }}\ntool_timeout_ms = {{ reindex = 30000 }}\n\
-             max_in_flight = 32\nbreaker = {{ failures = 5, reset_s = 10, half_open_probes = 1 }}\n{cache}\n",
+             max_in_flight = 32\nkeep_alive = true\nbreaker = {{ failures = 5, reset_s = 10, half_open_probes = 1 }}\n{cache}\n",
             name = kind.as_str(),
         );
         for instance in instances.iter().filter(|i| i.kind == kind) {

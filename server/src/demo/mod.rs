@@ -6,11 +6,18 @@
 //! and misbehaves on request through its [`Knobs`], adjustable at runtime over HTTP
 //! (`PUT /knobs`) so the dashboard's breakers, retries and health states can be demonstrated.
 
+mod database;
+mod files;
 pub mod fleet;
+mod kind;
 pub mod knobs;
-pub mod servers;
+mod notifications;
+mod search;
+mod server;
+mod serving;
 pub mod traffic;
 
 // The module's API; the dashboard's knob controls will name the rest of it.
+pub use kind::DemoKind;
 pub use knobs::Knobs;
-pub use servers::{DemoKind, serve_demo_instance, serve_demo_stdio};
+pub use serving::{DemoInstance, serve_demo_instance, serve_demo_stdio};

@@ -171,6 +171,9 @@ pub fn router(
     let mut config = StreamableHttpServerConfig::default();
     // Stateless: any replica can serve any request; nothing lives in a session.
     config.legacy_session_mode = false;
+    // Plain JSON answers for plain calls (cheaper than an SSE stream); a call that sends
+    // progress first still gets a stream.
+    config.json_response = true;
     config.max_request_body_bytes = settings.max_body_bytes;
     config.allowed_hosts.extend(settings.allowed_hosts);
     config.cancellation_token = settings.shutdown.child_token();

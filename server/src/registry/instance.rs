@@ -88,6 +88,57 @@ pub enum Refusal {
     Saturated(u32),
 }
 
+/// Calls per second over the last few seconds: one bucket per second, each stamped with
+/// the second it counts, so that stale buckets are ignored without a sweeper.
+#[derive(Debug)]
+pub struct CallRate {
+    started: Instant,
+    buckets: [(AtomicU64, AtomicU64); RATE_WINDOW_S as usize],
+}
+
+/// Seconds the call rate is averaged over.
+const RATE_WINDOW_S: u64 = 10;
+
+impl CallRate {
+    fn new() -> Self {
+        CallRate {
+            started: Instant::now(),
+            buckets: std::array::from_fn(|_| (AtomicU64::new(u64::MAX), AtomicU64::new(0))),
+        }
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_secs()
+    }
+
+    /// Counts one call at `now`.
+    pub fn record(&self, now: Instant) {
+        let second = self.second(now);
+        let (stamp, count) = &self.buckets[(second % RATE_WINDOW_S) as usize];
+        if stamp.swap(second, Ordering::AcqRel) != second {
+            // A new second in this bucket: forget what it counted before.
+            count.store(0, Ordering::Release);
+        }
+        count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Calls per second over the last complete seconds of the window.
+    pub fn per_second(&self, now: Instant) -> f64 {
+        let current = self.second(now);
+        let window = RATE_WINDOW_S.min(current).max(1);
+        let total: u64 = self
+            .buckets
+            .iter()
+            .filter(|(stamp, _)| {
+                let stamp = stamp.load(Ordering::Acquire);
+                stamp != u64::MAX && stamp < current && current - stamp <= window
+            })
+            .map(|(_, count)| count.load(Ordering::Acquire))
+            .sum();
+        total as f64 / window as f64
+    }
+}
+
 /// Counters of one instance.
 #[derive(Debug, Default)]
 pub struct InstanceCounters {
@@ -95,6 +146,14 @@ pub struct InstanceCounters {
     pub calls: AtomicU64,
     /// Calls that failed at the instance (transport, timeout, protocol error).
     pub failures: AtomicU64,
+    /// Recent calls per second.
+    pub rate: CallRate,
+}
+
+impl Default for CallRate {
+    fn default() -> Self {
+        CallRate::new()
+    }
 }
 
 /// One instance.
@@ -346,10 +405,12 @@ impl CallPermit {
         match outcome {
             CallOutcome::Answered => {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
+                instance.counters.rate.record(now);
                 lock(&instance.latency).record(now.saturating_duration_since(self.started));
             }
             CallOutcome::Failed(cause) => {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
+                instance.counters.rate.record(now);
                 instance.counters.failures.fetch_add(1, Ordering::Relaxed);
                 *lock(&instance.last_error) = Some((now, cause.to_string()));
             }
@@ -456,6 +517,28 @@ mod tests {
         assert_eq!(i.last_error().unwrap().1, "timeout");
         i.reset_breaker(now, "olga");
         assert!(i.try_admit(now).is_ok());
+    }
+
+    #[test]
+    fn the_call_rate_averages_complete_seconds_of_the_window() {
+        let rate = CallRate::new();
+        let t0 = rate.started;
+        assert_eq!(rate.per_second(t0), 0.0);
+        for s in 0..4 {
+            for _ in 0..(10 * (s + 1)) {
+                rate.record(t0 + Duration::from_millis(s * 1000 + 500));
+            }
+        }
+        // At 4.5 s: seconds 0..=3 are complete (10+20+30+40 calls over 4 s).
+        assert_eq!(rate.per_second(t0 + Duration::from_millis(4500)), 25.0);
+        // Much later, all buckets are stale.
+        assert_eq!(rate.per_second(t0 + Duration::from_secs(60)), 0.0);
+        // Second 10 reuses second 0's bucket, which starts again from zero.
+        rate.record(t0 + Duration::from_millis(10_500));
+        // At 11.5 s the window is seconds 1..=10: 20 + 30 + 40 + 1 calls.
+        assert_eq!(rate.per_second(t0 + Duration::from_millis(11_500)), 9.1);
+        // At 13.5 s, seconds 3..=12: 40 + 1.
+        assert_eq!(rate.per_second(t0 + Duration::from_millis(13_500)), 4.1);
     }
 
     #[test]

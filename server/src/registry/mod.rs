@@ -51,6 +51,8 @@ pub struct ServerSettings {
     pub cacheable: HashSet<String>,
     /// Most cached results for this server.
     pub max_cached_results: u64,
+    /// Reuse HTTP connections to instances.
+    pub keep_alive: bool,
 }
 
 /// The tools a server offers, as last listed.
@@ -122,7 +124,13 @@ impl ServerEntry {
 
     /// Whether the catalog is older than its TTL (or was never listed).
     pub fn catalog_stale(&self, now: Instant) -> bool {
-        match self.catalog().listed_at {
+        // Read under the lock: this runs on every call, the catalog is not cloned for it.
+        let listed_at = self
+            .catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .listed_at;
+        match listed_at {
             Some(at) => now.saturating_duration_since(at) >= self.settings.tools_ttl,
             None => true,
         }
@@ -130,7 +138,11 @@ impl ServerEntry {
 
     /// The upstream tool of this name, if listed.
     pub fn tool(&self, name: &str) -> Option<Tool> {
-        self.catalog().tools.into_iter().find(|t| t.name == name)
+        let catalog = self
+            .catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        catalog.tools.iter().find(|t| t.name == name).cloned()
     }
 
     /// The timeout for a call of `tool` on `instance`.
@@ -280,6 +292,7 @@ impl Registry {
             breaker,
         );
         instance.runtime = true;
+        instance.upstream.set_keep_alive(entry.settings.keep_alive);
         let instance = Arc::new(instance);
         entry
             .instances
@@ -336,13 +349,15 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
                 // The fleet file's validation guarantees one of the two.
                 (None, None) => Endpoint::Http { url: String::new() },
             };
-            Arc::new(Instance::new(
+            let instance = Instance::new(
                 i.id.get_ref().clone(),
                 name.clone(),
                 endpoint,
                 spec.max_in_flight,
                 breaker,
-            ))
+            );
+            instance.upstream.set_keep_alive(spec.keep_alive);
+            Arc::new(instance)
         })
         .collect();
     let timeout = match (&spec.timeout_ms, &spec.timeout) {
@@ -383,6 +398,7 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
             results_ttl: Duration::from_secs(spec.cache.results_ttl_s),
             cacheable: spec.cache.cacheable.iter().cloned().collect(),
             max_cached_results: spec.cache.max_entries,
+            keep_alive: spec.keep_alive,
         },
         instances: RwLock::new(instances),
         catalog: RwLock::new(ToolCatalog::default()),

@@ -118,6 +118,8 @@ pub struct UpstreamSession {
     max_concurrent: usize,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     reconnect: std::sync::Mutex<Reconnect>,
+    /// Reuse HTTP connections (see the fleet file's `keep_alive`).
+    keep_alive: std::sync::atomic::AtomicBool,
     /// Process group of the stdio child, killed as a whole with the session.
     child_group: std::sync::Mutex<Option<u32>>,
     progress: ProgressDispatcher,
@@ -135,9 +137,16 @@ impl UpstreamSession {
             session: tokio::sync::Mutex::new(None),
             reconnect: std::sync::Mutex::new(Reconnect::default()),
             child_group: std::sync::Mutex::new(None),
+            keep_alive: std::sync::atomic::AtomicBool::new(false),
             progress: ProgressDispatcher::new(),
             tools_changed: Arc::new(Notify::new()),
         }
+    }
+
+    /// Reuses HTTP connections from the next session on (for servers with TCP_NODELAY).
+    pub fn set_keep_alive(&self, keep_alive: bool) {
+        self.keep_alive
+            .store(keep_alive, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The endpoint.
@@ -212,7 +221,17 @@ impl UpstreamSession {
                 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 config.max_concurrent_requests = self.max_concurrent;
-                let transport = StreamableHttpClientTransport::from_config(config);
+                let transport = if self.keep_alive.load(std::sync::atomic::Ordering::Relaxed) {
+                    let client = reqwest::Client::builder()
+                        .pool_max_idle_per_host(self.max_concurrent)
+                        .tcp_nodelay(true)
+                        .build()
+                        .map_err(|e| connect_error(&e))?;
+                    StreamableHttpClientTransport::with_client(client, config)
+                } else {
+                    // rmcp's default: a new connection per request, safe with any server.
+                    StreamableHttpClientTransport::from_config(config)
+                };
                 handler
                     .serve(transport)
                     .await
