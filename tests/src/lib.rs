@@ -332,3 +332,28 @@ pub async fn gateway_client(
         .await
         .expect("connect to the gateway")
 }
+
+/// The parameters of a `tools/call` of `name` with these JSON arguments.
+pub fn tool_call(name: &str, arguments: serde_json::Value) -> rmcp::model::CallToolRequestParams {
+    let mut params = rmcp::model::CallToolRequestParams::new(name.to_string());
+    params.arguments = arguments.as_object().cloned();
+    params
+}
+
+/// Starts `fleetdeck serve` on a free port with `fleet` (fleet-file text) written into
+/// `dir`, which is also its data dir; the prober pings every second.
+pub async fn start_with_fleet(dir: &Path, fleet: &str, admin_password: &str) -> Fleetdeck {
+    let fleet = write_fleet(dir, fleet);
+    Fleetdeck::start(ServeOptions {
+        data_dir: dir,
+        addr: any_loopback_port(),
+        admin_password: Some(admin_password),
+        extra_args: vec![
+            "--fleet".into(),
+            fleet.display().to_string(),
+            "--probe-interval-s".into(),
+            "1".into(),
+        ],
+    })
+    .await
+}

@@ -1,11 +1,8 @@
 //! Operator actions on a live gateway, through the dashboard's server functions: a drain
 //! under load loses no call and routes no new one; cache invalidation empties what it names.
 
-use fleetdeck_tests::{
-    DemoServerProcess, Fleetdeck, ServeOptions, any_loopback_port, gateway_client, write_fleet,
-};
+use fleetdeck_tests::{DemoServerProcess, Fleetdeck, gateway_client, start_with_fleet, tool_call};
 use reqwest::Client;
-use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,21 +11,8 @@ use std::time::{Duration, Instant};
 const KEY: &str = "operator-test-key-0123456789";
 const ADMIN_PASSWORD: &str = "operator test password";
 
-fn call(name: &str, arguments: Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_string());
-    params.arguments = arguments.as_object().cloned();
-    params
-}
-
 async fn start(dir: &std::path::Path, fleet: String) -> (Fleetdeck, Client) {
-    let fleet = write_fleet(dir, &fleet);
-    let gateway = Fleetdeck::start(ServeOptions {
-        data_dir: dir,
-        addr: any_loopback_port(),
-        admin_password: Some(ADMIN_PASSWORD),
-        extra_args: vec!["--fleet".into(), fleet.display().to_string()],
-    })
-    .await;
+    let gateway = start_with_fleet(dir, &fleet, ADMIN_PASSWORD).await;
     let dashboard = Client::builder().cookie_store(true).build().unwrap();
     let login = dashboard
         .post(gateway.url("/api/login"))
@@ -91,7 +75,7 @@ async fn a_drain_under_load_loses_no_call_and_routes_no_new_one() {
                 n += 1;
                 // A mutating, non-idempotent tool: a lost call could not be retried.
                 let result = client
-                    .call_tool(call(
+                    .call_tool(tool_call(
                         "search__reindex",
                         json!({"duration_ms": 50, "shards": 1}),
                     ))
@@ -157,7 +141,7 @@ async fn a_drain_under_load_loses_no_call_and_routes_no_new_one() {
     );
     for _ in 0..4 {
         client
-            .call_tool(call("search__query", json!({"q": "x"})))
+            .call_tool(tool_call("search__query", json!({"q": "x"})))
             .await
             .unwrap();
     }
@@ -183,9 +167,9 @@ async fn invalidation_empties_exactly_what_it_names() {
     )
     .await;
     let client = gateway_client(&gateway.url("/mcp"), KEY).await;
-    let lookup = || call("search__lookup", json!({"id": "doc-007"}));
-    let query = || call("search__query", json!({"q": "cache", "limit": 2}));
-    let read = || call("files__read_file", json!({"path": "/README.md"}));
+    let lookup = || tool_call("search__lookup", json!({"id": "doc-007"}));
+    let query = || tool_call("search__query", json!({"q": "cache", "limit": 2}));
+    let read = || tool_call("files__read_file", json!({"path": "/README.md"}));
 
     // Each call once: misses, then served from the cache (the instances see nothing new).
     let first = client.call_tool(lookup()).await.unwrap();

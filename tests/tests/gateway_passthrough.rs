@@ -1,21 +1,13 @@
 //! What the gateway passes through unchanged: structured content, `isError` results, and
 //! a caller's cancellation, which reaches the instance.
 
-use fleetdeck_tests::{
-    DemoServerProcess, Fleetdeck, ServeOptions, any_loopback_port, gateway_client, write_fleet,
-};
-use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+use fleetdeck_tests::{DemoServerProcess, gateway_client, start_with_fleet, tool_call};
+use rmcp::model::{CallToolRequest, ClientRequest};
 use rmcp::service::PeerRequestOptions;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "passthrough-key-0123456789";
-
-fn call(name: &str, arguments: serde_json::Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_string());
-    params.arguments = arguments.as_object().cloned();
-    params
-}
 
 /// The instance's count of calls with this outcome.
 async fn outcome_count(instance: &DemoServerProcess, tool: &str, outcome: &str) -> f64 {
@@ -35,26 +27,24 @@ async fn outcome_count(instance: &DemoServerProcess, tool: &str, outcome: &str) 
 async fn structured_content_errors_and_cancellation_pass_through() {
     let search = DemoServerProcess::start("search", "search-1").await;
     let dir = tempfile::tempdir().unwrap();
-    let fleet = write_fleet(
+    let gateway = start_with_fleet(
         dir.path(),
         &format!(
             "[[server]]\nname = \"search\"\ntimeout_ms = 30000\n[[server.instance]]\nid = \"search-1\"\nurl = \"{}\"\n\
              [[assistant]]\nname = \"t\"\nkey = \"{KEY}\"\n",
             search.url
         ),
-    );
-    let gateway = Fleetdeck::start(ServeOptions {
-        data_dir: dir.path(),
-        addr: any_loopback_port(),
-        admin_password: Some("passthrough admin password"),
-        extra_args: vec!["--fleet".into(), fleet.display().to_string()],
-    })
+        "passthrough admin password",
+    )
     .await;
     let client = gateway_client(&gateway.url("/mcp"), KEY).await;
 
     // Structured content arrives as the instance sent it.
     let hits = client
-        .call_tool(call("search__query", json!({"q": "gateway", "limit": 3})))
+        .call_tool(tool_call(
+            "search__query",
+            json!({"q": "gateway", "limit": 3}),
+        ))
         .await
         .unwrap();
     let structured = hits
@@ -69,7 +59,7 @@ async fn structured_content_errors_and_cancellation_pass_through() {
 
     // An isError result is the tool's answer: passed through, not retried, not a failure.
     let missing = client
-        .call_tool(call("search__lookup", json!({"id": "doc-999"})))
+        .call_tool(tool_call("search__lookup", json!({"id": "doc-999"})))
         .await
         .unwrap();
     assert_eq!(missing.is_error, Some(true));
@@ -81,7 +71,7 @@ async fn structured_content_errors_and_cancellation_pass_through() {
 
     // A long call cancelled by the caller is cancelled at the instance too.
     let before = outcome_count(&search, "reindex", "cancelled").await;
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(call(
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(tool_call(
         "search__reindex",
         json!({"duration_ms": 20000, "shards": 20}),
     )));
@@ -106,7 +96,7 @@ async fn structured_content_errors_and_cancellation_pass_through() {
 
     // The gateway keeps serving.
     let ok = client
-        .call_tool(call("search__query", json!({"q": "cache"})))
+        .call_tool(tool_call("search__query", json!({"q": "cache"})))
         .await
         .unwrap();
     assert_ne!(ok.is_error, Some(true));

@@ -4,14 +4,14 @@
 //! bad input gets clear errors while the gateway keeps serving.
 
 use fleetdeck_tests::{
-    Fleetdeck, ReferenceServer, ServeOptions, any_loopback_port, reference_server_script,
+    Fleetdeck, ReferenceServer, ServeOptions, any_loopback_port, reference_server_script, tool_call,
 };
-use rmcp::model::{CallToolRequestParams, ProgressNotificationParam, Tool};
+use rmcp::model::{ProgressNotificationParam, Tool};
 use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ServiceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -42,12 +42,6 @@ async fn connect(
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
         .map_err(|e| e.to_string())
-}
-
-fn call(name: &str, arguments: Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_string());
-    params.arguments = arguments.as_object().cloned();
-    params
 }
 
 fn text_of(result: &rmcp::model::CallToolResult) -> String {
@@ -115,7 +109,10 @@ key = "{KEY}"
 
     // Calls pass through; round-robin reaches both the HTTP and the stdio instance.
     let echo = client
-        .call_tool(call("everything__echo", json!({"message": "hello fleet"})))
+        .call_tool(tool_call(
+            "everything__echo",
+            json!({"message": "hello fleet"}),
+        ))
         .await
         .unwrap();
     assert!(
@@ -126,7 +123,7 @@ key = "{KEY}"
     let mut saw_stdio = 0;
     for _ in 0..4 {
         let env = client
-            .call_tool(call("everything__get-env", json!({})))
+            .call_tool(tool_call("everything__get-env", json!({})))
             .await
             .unwrap();
         if text_of(&env).contains("stdio-child") {
@@ -135,7 +132,7 @@ key = "{KEY}"
     }
     assert_eq!(saw_stdio, 2, "every other call went to the stdio child");
     let sum = client
-        .call_tool(call("everything__get-sum", json!({"a": 2, "b": 40})))
+        .call_tool(tool_call("everything__get-sum", json!({"a": 2, "b": 40})))
         .await
         .unwrap();
     assert!(text_of(&sum).contains("42"), "{}", text_of(&sum));
@@ -143,7 +140,7 @@ key = "{KEY}"
     // Progress of a long-running tool reaches the caller through the gateway.
     let before = client.service().progress.load(Ordering::SeqCst);
     let long = client
-        .call_tool(call(
+        .call_tool(tool_call(
             "everything__trigger-long-running-operation",
             json!({"duration": 1, "steps": 4}),
         ))
@@ -158,17 +155,20 @@ key = "{KEY}"
 
     // Bad input: clear errors, and the gateway keeps serving.
     let err = client
-        .call_tool(call("everything__no-such-tool", json!({})))
+        .call_tool(tool_call("everything__no-such-tool", json!({})))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown tool"), "{err}");
     let err = client
-        .call_tool(call("nowhere__echo", json!({})))
+        .call_tool(tool_call("nowhere__echo", json!({})))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown tool"), "{err}");
     let err = client
-        .call_tool(call("everything__get-sum", json!({"a": "two", "b": 1})))
+        .call_tool(tool_call(
+            "everything__get-sum",
+            json!({"a": "two", "b": 1}),
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -177,7 +177,7 @@ key = "{KEY}"
         "{err}"
     );
     let err = client
-        .call_tool(call("everything__echo", json!({})))
+        .call_tool(tool_call("everything__echo", json!({})))
         .await
         .unwrap_err();
     assert!(
@@ -230,7 +230,10 @@ key = "{KEY}"
         413
     );
     let again = client
-        .call_tool(call("everything__echo", json!({"message": "still here"})))
+        .call_tool(tool_call(
+            "everything__echo",
+            json!({"message": "still here"}),
+        ))
         .await
         .unwrap();
     assert!(text_of(&again).contains("still here"));

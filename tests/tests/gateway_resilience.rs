@@ -1,10 +1,7 @@
 //! Resilience against real demo instances (separate processes): an instance killed with
 //! SIGKILL under load, and a breaker that opens and recovers.
 
-use fleetdeck_tests::{
-    DemoServerProcess, Fleetdeck, ServeOptions, any_loopback_port, gateway_client, write_fleet,
-};
-use rmcp::model::CallToolRequestParams;
+use fleetdeck_tests::{DemoServerProcess, gateway_client, start_with_fleet, tool_call};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,35 +9,13 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "resilience-key-0123456789";
 
-fn call(name: &str, arguments: serde_json::Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_string());
-    params.arguments = arguments.as_object().cloned();
-    params
-}
-
-async fn start_gateway(dir: &std::path::Path, fleet: &str) -> Fleetdeck {
-    let fleet = write_fleet(dir, fleet);
-    Fleetdeck::start(ServeOptions {
-        data_dir: dir,
-        addr: any_loopback_port(),
-        admin_password: Some("resilience admin password"),
-        extra_args: vec![
-            "--fleet".into(),
-            fleet.display().to_string(),
-            "--probe-interval-s".into(),
-            "1".into(),
-        ],
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_killed_instance_fails_no_read_only_call_and_nothing_hangs() {
     let mut doomed = DemoServerProcess::start("search", "search-a").await;
     let survivor = DemoServerProcess::start("search", "search-b").await;
     let notify = DemoServerProcess::start("notifications", "notify-a").await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(
+    let gateway = start_with_fleet(
         dir.path(),
         &format!(
             r#"
@@ -71,6 +46,7 @@ key = "{KEY}"
             b = survivor.url,
             n = notify.url
         ),
+        "resilience admin password",
     )
     .await;
     let client = Arc::new(gateway_client(&gateway.url("/mcp"), KEY).await);
@@ -87,7 +63,10 @@ key = "{KEY}"
             while Instant::now() < deadline && n < 2000 {
                 n += 1;
                 let result = client
-                    .call_tool(call("search__query", json!({"q": "gateway", "limit": 3})))
+                    .call_tool(tool_call(
+                        "search__query",
+                        json!({"q": "gateway", "limit": 3}),
+                    ))
                     .await;
                 match result {
                     Ok(r) if r.is_error != Some(true) => {
@@ -124,7 +103,7 @@ key = "{KEY}"
     notify.kill().await;
     let started = Instant::now();
     let result = client
-        .call_tool(call(
+        .call_tool(tool_call(
             "notifications__send",
             json!({"channel": "slack", "recipient": "#ops", "message": "hi"}),
         ))
@@ -145,7 +124,7 @@ async fn a_failing_instance_trips_its_breaker_which_recovers_after_the_fault() {
     let flaky = DemoServerProcess::start("search", "flaky").await;
     let steady = DemoServerProcess::start("search", "steady").await;
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(
+    let gateway = start_with_fleet(
         dir.path(),
         &format!(
             r#"
@@ -169,10 +148,11 @@ key = "{KEY}"
             f = flaky.url,
             s = steady.url
         ),
+        "resilience admin password",
     )
     .await;
     let client = gateway_client(&gateway.url("/mcp"), KEY).await;
-    let query = || call("search__query", json!({"q": "cache"}));
+    let query = || tool_call("search__query", json!({"q": "cache"}));
 
     // The flaky instance now answers every call with an internal error.
     flaky.set_knobs(json!({"fail_rate": 1.0})).await;
