@@ -87,8 +87,11 @@ impl Dispatcher {
         let unknown = || ErrorData::invalid_params(format!("unknown tool {exposed:?}"), None);
         let (server_name, tool_name) = split_tool_name(&exposed).ok_or_else(unknown)?;
         let server = self.registry.server(server_name).ok_or_else(unknown)?;
+        // Every call resolves its tool in the catalog: a hit, or a miss that lists again.
         if server.catalog_stale(Instant::now()) {
             let _ = self.refresh_tools(&server).await;
+        } else {
+            server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
         }
         let tool = server.tool(tool_name).ok_or_else(unknown)?;
         if let Err(problem) = check_arguments(&tool, params.arguments.as_ref()) {
