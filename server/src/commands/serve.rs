@@ -139,7 +139,6 @@ pub async fn run_fleet(
         Duration::from_secs(args.probe_interval_s),
         Duration::from_secs(2),
     ));
-    let tool_watch = tokio::spawn(dispatcher.clone().watch_tool_changes());
     // Learn the tools before the first assistant asks.
     let warm = tokio::spawn({
         let dispatcher = dispatcher.clone();
@@ -160,7 +159,6 @@ pub async fn run_fleet(
     housekeeping.abort();
     prober.abort();
     warm.abort();
-    tool_watch.abort();
     for instance in registry.servers().iter().flat_map(|s| s.instances()) {
         instance.upstream.reset().await;
     }

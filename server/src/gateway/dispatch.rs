@@ -228,24 +228,6 @@ impl Dispatcher {
         Err(no_instance_reason(server, &refused, now))
     }
 
-    /// Expires a server's tool list whenever one of its instances announces a change
-    /// (`notifications/tools/list_changed`); the next listing asks again. Runs forever.
-    pub async fn watch_tool_changes(self: Arc<Self>) {
-        let watchers = self.registry.servers().into_iter().flat_map(|server| {
-            server.instances().into_iter().map(move |instance| {
-                let server = server.clone();
-                async move {
-                    loop {
-                        instance.upstream.tools_changed.notified().await;
-                        tracing::info!(server = %server.name, instance = %instance.id, "tool list changed");
-                        server.expire_catalog();
-                    }
-                }
-            })
-        });
-        futures::future::join_all(watchers).await;
-    }
-
     fn settle(&self, permit: CallPermit, outcome: CallOutcome<'_>) {
         let instance = permit.instance().clone();
         let failed = matches!(outcome, CallOutcome::Failed(_));

@@ -105,6 +105,18 @@ impl ServerEntry {
 
     /// Replaces the tool catalog.
     pub fn set_catalog(&self, tools: Vec<Tool>, now: Instant) {
+        // Any change an instance announced is now reflected.
+        for instance in self
+            .instances
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            instance
+                .upstream
+                .tools_changed
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
         *self
             .catalog
             .write()
@@ -114,23 +126,27 @@ impl ServerEntry {
         };
     }
 
-    /// Forgets the tool list so that the next listing asks an instance.
-    pub fn expire_catalog(&self) {
-        self.catalog
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .listed_at = None;
-    }
-
-    /// Whether the catalog is older than its TTL (or was never listed).
+    /// Whether the catalog must be listed again: never listed, older than its TTL, or an
+    /// instance announced a change.
     pub fn catalog_stale(&self, now: Instant) -> bool {
-        // Read under the lock: this runs on every call, the catalog is not cloned for it.
+        // Read under the locks: this runs on every call, nothing is cloned for it.
         let listed_at = self
             .catalog
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .listed_at;
+        let changed = self
+            .instances
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|i| {
+                i.upstream
+                    .tools_changed
+                    .load(std::sync::atomic::Ordering::Acquire)
+            });
         match listed_at {
+            _ if changed => true,
             Some(at) => now.saturating_duration_since(at) >= self.settings.tools_ttl,
             None => true,
         }
@@ -408,6 +424,36 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_announced_tool_list_change_makes_the_catalog_stale_until_listed_again() {
+        let fleet = crate::config::fleet::FleetFile::parse(
+            "[[server]]\nname = \"s\"\n[[server.instance]]\nid = \"s-1\"\nurl = \"http://127.0.0.1:9/mcp\"\n",
+            std::path::Path::new("fleet.toml"),
+        )
+        .unwrap();
+        let registry = Registry::from_fleet(&fleet);
+        let server = registry.server("s").unwrap();
+        let now = Instant::now();
+        assert!(server.catalog_stale(now), "never listed");
+        server.set_catalog(Vec::new(), now);
+        assert!(!server.catalog_stale(now));
+        let (_, instance) = registry.instance("s-1").unwrap();
+        instance
+            .upstream
+            .tools_changed
+            .store(true, std::sync::atomic::Ordering::Release);
+        assert!(
+            server.catalog_stale(now),
+            "notifications/tools/list_changed"
+        );
+        server.set_catalog(Vec::new(), now);
+        assert!(!server.catalog_stale(now));
+        assert!(
+            server.catalog_stale(now + server.settings.tools_ttl),
+            "and by TTL"
+        );
+    }
 
     #[test]
     fn tool_names_split_at_the_first_double_underscore() {

@@ -11,7 +11,6 @@ use rmcp::{ClientHandler, ServiceError, ServiceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How an instance is reached.
@@ -73,7 +72,7 @@ pub type ProgressSink =
 #[derive(Clone)]
 struct UpstreamClient {
     progress: ProgressDispatcher,
-    tools_changed: Arc<Notify>,
+    tools_changed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ClientHandler for UpstreamClient {
@@ -86,7 +85,8 @@ impl ClientHandler for UpstreamClient {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        self.tools_changed.notify_waiters();
+        self.tools_changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -123,8 +123,8 @@ pub struct UpstreamSession {
     /// Process group of the stdio child, killed as a whole with the session.
     child_group: std::sync::Mutex<Option<u32>>,
     progress: ProgressDispatcher,
-    /// Woken when the instance says its tool list changed.
-    pub tools_changed: Arc<Notify>,
+    /// Set when the instance says its tool list changed; cleared when the list is read again.
+    pub tools_changed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl UpstreamSession {
@@ -139,7 +139,7 @@ impl UpstreamSession {
             child_group: std::sync::Mutex::new(None),
             keep_alive: std::sync::atomic::AtomicBool::new(false),
             progress: ProgressDispatcher::new(),
-            tools_changed: Arc::new(Notify::new()),
+            tools_changed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
