@@ -157,10 +157,10 @@ impl Dispatcher {
             };
             let kind = match failure {
                 UpstreamError::Connect(_) => FailureKind::Connect,
-                // An internal error is the instance failing (like an HTTP 5xx): it counts
-                // against its breaker, and is retried only where running twice is harmless.
                 UpstreamError::Protocol(_) => FailureKind::Protocol,
-                // Lost mid-call: like a timeout, the tool may have run.
+                // Timed out or lost mid-call: the tool may have run. An internal error
+                // (-32603) is the instance failing, like an HTTP 5xx: it counts against the
+                // breaker and is retried only where running twice is harmless.
                 _ => FailureKind::Timeout,
             };
             let cause = failure.to_string();
@@ -177,7 +177,12 @@ impl Dispatcher {
                     instance.id
                 )));
             }
-            tokio::time::sleep(backoff(&policy, retry, fastrand::f64())).await;
+            tokio::select! {
+                () = tokio::time::sleep(backoff(&policy, retry, fastrand::f64())) => {}
+                () = cancel.cancelled() => {
+                    return Err(ErrorData::internal_error("the call was cancelled", None));
+                }
+            }
             retry += 1;
         }
     }
