@@ -153,6 +153,7 @@ fn http_app<B: Backend>(server: DemoServer<B>, bind: SocketAddr) -> (Arc<Instanc
     // call's own SSE response, and a cancelled call is seen as its stream closing.
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
+        .with_json_response(true)
         .with_sse_keep_alive(Some(SSE_KEEP_ALIVE))
         .with_cancellation_token(core.shutdown.child_token());
     if !bind.ip().is_loopback() {
