@@ -524,13 +524,15 @@ mod tests {
             let client = connect(&instance, ()).await;
             let (status, _) = put_knobs(&instance, r#"{"hang_rate": 1}"#).await;
             assert_eq!(status, reqwest::StatusCode::OK);
-            let answered = tokio::time::timeout(
-                Duration::from_millis(300),
-                client.call_tool(call_params("list_sent", json!({}))),
-            )
-            .await;
-            assert!(answered.is_err(), "a hanging call does not answer");
+            // Keep the call pending: a client that gives up is seen at once by a JSON answer.
+            let peer = client.peer().clone();
+            let pending =
+                tokio::spawn(
+                    async move { peer.call_tool(call_params("list_sent", json!({}))).await },
+                );
             wait_for_sample(&instance, "demo_in_flight", 1.0).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(!pending.is_finished(), "a hanging call does not answer");
 
             let stopping = Instant::now();
             instance.shutdown().await;
@@ -538,6 +540,7 @@ mod tests {
                 stopping.elapsed() < SHUTDOWN_GRACE,
                 "shutdown ends hanging calls instead of waiting for them"
             );
+            pending.abort();
             let _ = client.cancel().await;
         })
         .await;
