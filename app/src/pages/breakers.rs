@@ -5,7 +5,7 @@
 use crate::error::AppError;
 use crate::pages::fleet::{
     Command, CommandCell, Commands, breaker_label, current_user_resource, format_half_open_in,
-    get_fleet, may, poll_ticks,
+    get_fleet, may,
 };
 use crate::wire::{BreakerTransitionView, FleetView, InstanceView, format_timestamp_utc};
 use leptos::prelude::*;
@@ -33,7 +33,7 @@ pub async fn get_breaker_transitions() -> Result<Vec<BreakerTransitionView>, App
 /// The breakers table and the transitions; refreshed every two seconds.
 #[component]
 pub fn BreakersPage() -> impl IntoView {
-    let tick = poll_ticks(REFRESH);
+    let tick = crate::components::live::use_live_refresh(REFRESH);
     let commands = Commands::new();
     let done = commands.version();
     let fleet = Resource::new(move || (tick.get(), done.get()), |_| get_fleet());

@@ -60,12 +60,6 @@ pub async fn reset_breaker(instance: String) -> Result<InstanceView, AppError> {
     .await
 }
 
-/// A counter that moves on every fleet event (server-sent) and every `every`, once
-/// hydrated; pages read it to refetch.
-pub(crate) fn poll_ticks(every: Duration) -> ReadSignal<u64> {
-    crate::components::live::use_live_refresh(every)
-}
-
 /// The logged-in user as the layout provides it (read when the page is created).
 pub(crate) fn current_user_resource() -> Option<CurrentUser> {
     use_context::<CurrentUser>()
@@ -365,7 +359,7 @@ pub(crate) fn format_half_open_in(instance: &InstanceView) -> String {
 /// Servers with their instances; refreshed every second.
 #[component]
 pub fn FleetPage() -> impl IntoView {
-    let tick = poll_ticks(REFRESH);
+    let tick = crate::components::live::use_live_refresh(REFRESH);
     let commands = Commands::new();
     let done = commands.version();
     let add = ServerAction::<AddInstance>::new();

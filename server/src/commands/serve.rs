@@ -174,13 +174,8 @@ async fn restore_fleet_state(registry: &Registry, store: &Store) -> anyhow::Resu
         .await
         .context("reading runtime instances")?
     {
-        let endpoint = match (record.url, record.command) {
-            (Some(url), _) => Endpoint::Http { url },
-            (None, Some(command)) => Endpoint::Stdio {
-                command,
-                env: record.env,
-            },
-            (None, None) => continue,
+        let Some(endpoint) = Endpoint::from_parts(record.url, record.command, record.env) else {
+            continue;
         };
         if let Err(why) = registry.add_instance(&record.server, &record.id, endpoint) {
             tracing::warn!(instance = %record.id, %why, "a runtime instance no longer fits the fleet; skipped");

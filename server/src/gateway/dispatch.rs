@@ -264,16 +264,13 @@ fn no_instance_reason(server: &ServerEntry, refused: &[(String, Refusal)], now: 
         let refusal = refused
             .iter()
             .find(|(id, _)| *id == instance.id)
-            .map(|(_, r)| r.clone());
+            .map(|(_, r)| r.clone())
+            .or_else(|| instance.refusal(now));
         match refusal {
             Some(Refusal::NotActive(_)) => draining += 1,
             Some(Refusal::Unhealthy) => unhealthy += 1,
             Some(Refusal::BreakerOpen(_)) => open += 1,
             Some(Refusal::Saturated(_)) => saturated += 1,
-            None if instance.admin_state() != crate::registry::AdminState::Active => draining += 1,
-            None if instance.health() == crate::registry::Health::Unhealthy => unhealthy += 1,
-            None if instance.in_flight() >= instance.max_in_flight => saturated += 1,
-            None if !instance.looks_eligible(now) => open += 1,
             None => {}
         }
     }

@@ -272,10 +272,25 @@ impl Instance {
 
     /// Whether the balancer may consider it (the permit re-checks under its locks).
     pub fn looks_eligible(&self, now: Instant) -> bool {
-        self.admin_state() == AdminState::Active
-            && self.health() != Health::Unhealthy
-            && lock(&self.breaker).state(now) != BreakerState::Open
-            && self.in_flight() < self.max_in_flight
+        self.refusal(now).is_none()
+    }
+
+    /// Why it would refuse a call now, without taking anything (`None`: it would take it).
+    pub fn refusal(&self, now: Instant) -> Option<Refusal> {
+        let admin = self.admin_state();
+        if admin != AdminState::Active {
+            return Some(Refusal::NotActive(admin));
+        }
+        if self.health() == Health::Unhealthy {
+            return Some(Refusal::Unhealthy);
+        }
+        let breaker = lock(&self.breaker).snapshot(now);
+        if breaker.state == BreakerState::Open {
+            return Some(Refusal::BreakerOpen(
+                breaker.half_open_in.unwrap_or_default(),
+            ));
+        }
+        (self.in_flight() >= self.max_in_flight).then_some(Refusal::Saturated(self.max_in_flight))
     }
 
     /// Admits one call, or says why not.
@@ -469,6 +484,11 @@ mod tests {
         let first = i.try_admit(now).unwrap();
         let second = i.try_admit(now).unwrap();
         assert_eq!(i.drain(), (AdminState::Active, AdminState::Draining));
+        assert_eq!(
+            i.refusal(now),
+            Some(Refusal::NotActive(AdminState::Draining)),
+            "the peek agrees with admission"
+        );
         assert_eq!(
             i.try_admit(now).err(),
             Some(Refusal::NotActive(AdminState::Draining))

@@ -3,7 +3,7 @@
 
 pub mod instance;
 
-pub use instance::{AdminState, CallOutcome, CallPermit, Health, Instance, Refusal};
+pub use instance::{AdminState, CallOutcome, CallPermit, Instance, Refusal};
 
 use crate::config::fleet::{FleetFile, ServerSpec};
 use crate::gateway::balancer::Balancer;
@@ -353,18 +353,13 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
     let instances = spec
         .instances
         .iter()
-        .map(|i| {
-            let endpoint = match (&i.url, &i.command) {
-                (Some(url), _) => Endpoint::Http {
-                    url: url.get_ref().clone(),
-                },
-                (None, Some(command)) => Endpoint::Stdio {
-                    command: command.get_ref().clone(),
-                    env: i.env.clone(),
-                },
-                // The fleet file's validation guarantees one of the two.
-                (None, None) => Endpoint::Http { url: String::new() },
-            };
+        // The fleet file's validation guarantees each instance a URL or a command.
+        .filter_map(|i| {
+            let endpoint = Endpoint::from_parts(
+                i.url.as_ref().map(|u| u.get_ref().clone()),
+                i.command.as_ref().map(|c| c.get_ref().clone()),
+                i.env.clone(),
+            )?;
             let instance = Instance::new(
                 i.id.get_ref().clone(),
                 name.clone(),
@@ -373,7 +368,7 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
                 breaker,
             );
             instance.upstream.set_keep_alive(spec.keep_alive);
-            Arc::new(instance)
+            Some(Arc::new(instance))
         })
         .collect();
     let timeout = match (&spec.timeout_ms, &spec.timeout) {

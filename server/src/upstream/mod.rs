@@ -31,6 +31,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// From a declaration's parts: a URL, or else a command (with its environment).
+    pub fn from_parts(
+        url: Option<String>,
+        command: Option<Vec<String>>,
+        env: BTreeMap<String, String>,
+    ) -> Option<Endpoint> {
+        match (url, command) {
+            (Some(url), _) => Some(Endpoint::Http { url }),
+            (None, Some(command)) => Some(Endpoint::Stdio { command, env }),
+            (None, None) => None,
+        }
+    }
+
     /// A short description for the dashboard.
     pub fn describe(&self) -> String {
         match self {
