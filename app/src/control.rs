@@ -6,8 +6,9 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    AdminActionEntry, BreakerTransitionView, CacheView, FleetView, InstanceView, IssuedPassword,
-    Role, SessionUser, SystemStatus, ToolView, UserSummary,
+    AdminActionEntry, AssistantView, AuditPage, AuditQuery, BreakerTransitionView, CacheView,
+    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, PermissionMatrix, Role,
+    SessionUser, SystemStatus, Tier, ToolView, TraceQuery, TraceSummary, TraceView, UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -112,6 +113,60 @@ pub trait ControlPlane: Send + Sync + 'static {
 
     /// Every tool of the fleet, with the instances that serve it.
     async fn tools(&self) -> Result<Vec<ToolView>, AppError>;
+
+    /// Every assistant with its keys and the last 24 hours' calls and refusals.
+    async fn assistants(&self) -> Result<Vec<AssistantView>, AppError>;
+
+    /// Adds an assistant and issues its first key, returned once. Duplicate name: `Conflict`.
+    async fn add_assistant(
+        &self,
+        actor: &SessionUser,
+        name: &str,
+        tier: Tier,
+    ) -> Result<IssuedKey, AppError>;
+
+    /// Changes an assistant's tier (its default permissions and rate limit).
+    async fn set_assistant_tier(
+        &self,
+        actor: &SessionUser,
+        name: &str,
+        tier: Tier,
+    ) -> Result<(), AppError>;
+
+    /// Issues another key for an assistant, returned once.
+    async fn issue_key(&self, actor: &SessionUser, assistant: &str) -> Result<IssuedKey, AppError>;
+
+    /// Revokes one key; the gateway refuses it from the next call on.
+    async fn revoke_key(
+        &self,
+        actor: &SessionUser,
+        assistant: &str,
+        key_id: i64,
+    ) -> Result<(), AppError>;
+
+    /// The effective decision of every assistant for every tool of the fleet.
+    async fn permission_matrix(&self) -> Result<PermissionMatrix, AppError>;
+
+    /// Sets an explicit decision (`Some`) or removes it (`None`: back to the tier's
+    /// patterns) for one tool, or with `tool = "*"` for every tool of the server (which also
+    /// clears that server's per-tool entries of the assistant). Takes effect on the next call.
+    async fn set_permission(
+        &self,
+        actor: &SessionUser,
+        assistant: &str,
+        server: &str,
+        tool: &str,
+        decision: Option<Decision>,
+    ) -> Result<(), AppError>;
+
+    /// One page of the audit log (tool calls or admin actions), newest first.
+    async fn audit(&self, query: AuditQuery) -> Result<AuditPage, AppError>;
+
+    /// Recent traces matching the filters, newest first.
+    async fn traces(&self, query: TraceQuery) -> Result<Vec<TraceSummary>, AppError>;
+
+    /// One trace with all its spans. Unknown or expired id: `NotFound`.
+    async fn trace(&self, trace_id: &str) -> Result<TraceView, AppError>;
 }
 
 /// The shared handle server functions find in their context.

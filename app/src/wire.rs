@@ -258,6 +258,353 @@ pub struct ToolView {
     pub cacheable: bool,
 }
 
+/// An assistant's tier: its default permissions and rate limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Read-only tools (`read_*` by default); 50 calls a minute.
+    Viewer,
+    /// An explicit list of everyday tools; 100 calls a minute.
+    Developer,
+    /// Every tool (`*`); 1000 calls a minute.
+    Admin,
+}
+
+impl Tier {
+    /// Every tier, lowest first.
+    pub const ALL: [Tier; 3] = [Tier::Viewer, Tier::Developer, Tier::Admin];
+
+    /// The tier's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Viewer => "viewer",
+            Tier::Developer => "developer",
+            Tier::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A tier name that is none of viewer, developer, admin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tier {0:?}: expected viewer, developer or admin")]
+pub struct UnknownTier(pub String);
+
+impl FromStr for Tier {
+    type Err = UnknownTier;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Tier::Viewer),
+            "developer" => Ok(Tier::Developer),
+            "admin" => Ok(Tier::Admin),
+            other => Err(UnknownTier(other.to_string())),
+        }
+    }
+}
+
+/// One API key of an assistant, as the Assistants page lists it (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    /// The key's id in the store.
+    pub id: i64,
+    /// The key's first characters, to tell keys apart (not secret).
+    pub prefix: String,
+    /// When it was issued (Unix ms).
+    pub created_at_ms: i64,
+    /// Who issued it (a user name, `cli` or `fleet-file`).
+    pub created_by: String,
+    /// When it was revoked, if it was.
+    pub revoked_at_ms: Option<i64>,
+    /// When it last authenticated a call.
+    pub last_used_at_ms: Option<i64>,
+}
+
+/// An assistant (an MCP client of the gateway) with its keys and recent activity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssistantView {
+    /// Unique name, shown in the audit log.
+    pub name: String,
+    /// Tier: default permissions and rate limit.
+    pub tier: Tier,
+    /// When it was added (Unix ms).
+    pub created_at_ms: i64,
+    /// Its keys, newest first, revoked ones included.
+    pub keys: Vec<ApiKeyView>,
+    /// When any of its keys last authenticated a call.
+    pub last_used_at_ms: Option<i64>,
+    /// Tool calls in the last 24 hours (audit log).
+    pub calls_24h: u64,
+    /// Of those, refused by a permission.
+    pub denials_24h: u64,
+    /// Of those, refused by the rate limit.
+    pub rate_limited_24h: u64,
+    /// Its rate limit in calls per minute (from its tier).
+    pub rate_per_min: u32,
+}
+
+/// A freshly issued API key, shown once to whoever asked for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedKey {
+    /// Whose key it is.
+    pub assistant: String,
+    /// The key's id in the store.
+    pub key_id: i64,
+    /// The key in clear; the store keeps only its SHA-256 digest.
+    pub key: String,
+}
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The assistant may call the tool.
+    Allow,
+    /// It may not.
+    Deny,
+}
+
+impl Decision {
+    /// `allow` or `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// Why a permission decision is what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DecisionSource {
+    /// An explicit entry for this very tool.
+    Explicit,
+    /// An explicit entry for every tool of the server (a bulk grant or revoke).
+    ServerWide,
+    /// The first of the tier's patterns that matches, e.g. `read_*`.
+    TierPattern(String),
+    /// Nothing matched: denied.
+    Unmatched,
+}
+
+impl fmt::Display for DecisionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecisionSource::Explicit => f.write_str("explicit"),
+            DecisionSource::ServerWide => f.write_str("explicit for the server"),
+            DecisionSource::TierPattern(pattern) => write!(f, "tier pattern {pattern}"),
+            DecisionSource::Unmatched => f.write_str("no rule matched"),
+        }
+    }
+}
+
+/// The effective decision for one assistant and one tool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionCell {
+    /// Allow or deny.
+    pub decision: Decision,
+    /// Which rule decided.
+    pub source: DecisionSource,
+}
+
+/// One tool's row of the matrix: a cell per assistant, in the matrix's assistant order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolPermissions {
+    /// The upstream tool name (exposed as `<server>__<tool>`).
+    pub tool: String,
+    /// One cell per assistant.
+    pub cells: Vec<PermissionCell>,
+}
+
+/// One server's block of the matrix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerPermissions {
+    /// The server.
+    pub server: String,
+    /// Its tools, by name.
+    pub tools: Vec<ToolPermissions>,
+}
+
+/// Assistants × tools grouped by server, with each effective decision and its source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionMatrix {
+    /// The columns: assistant names and tiers.
+    pub assistants: Vec<(String, Tier)>,
+    /// The rows, grouped by server.
+    pub servers: Vec<ServerPermissions>,
+}
+
+/// Which audit trail to read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditKind {
+    /// Tool calls through the gateway.
+    #[default]
+    Calls,
+    /// Admin actions in the dashboard and the CLI.
+    Admin,
+}
+
+/// Filters and page of an audit query (every field optional; the page's URL holds them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Which trail.
+    pub kind: AuditKind,
+    /// Admin actions: the acting user (exact).
+    pub who: Option<String>,
+    /// Calls: the assistant (exact).
+    pub assistant: Option<String>,
+    /// Calls: `<server>__<tool>`, or a server name alone for all its tools.
+    pub tool: Option<String>,
+    /// Calls: the outcome (`ok`, `tool_error`, `failed`, `denied`, `rate_limited`,
+    /// `rejected`, `cancelled`).
+    pub outcome: Option<String>,
+    /// From this time on (Unix ms, inclusive).
+    pub from_ms: Option<i64>,
+    /// Before this time (Unix ms, exclusive).
+    pub to_ms: Option<i64>,
+    /// 1-based page number.
+    pub page: u32,
+    /// Rows per page (1..=500).
+    pub page_size: u32,
+}
+
+/// One tool call of the audit log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallEntry {
+    /// Row id.
+    pub id: i64,
+    /// When the call arrived (Unix ms).
+    pub at_ms: i64,
+    /// The calling assistant.
+    pub assistant: String,
+    /// The server.
+    pub server: String,
+    /// The upstream tool name.
+    pub tool: String,
+    /// The instance that answered last, if any was reached.
+    pub instance: Option<String>,
+    /// `ok`, `tool_error`, `failed`, `denied`, `rate_limited`, `rejected` or `cancelled`.
+    pub outcome: String,
+    /// Whether the answer came from the result cache.
+    pub cache_hit: bool,
+    /// Wall time in the gateway, in milliseconds.
+    pub duration_ms: f64,
+    /// Upstream attempts (0 when refused before any).
+    pub attempts: u32,
+    /// The W3C trace id, if traced.
+    pub trace_id: Option<String>,
+    /// SHA-256 of the canonical JSON arguments.
+    pub args_digest: String,
+    /// The arguments (only for servers configured to record them; secrets redacted).
+    pub arguments: Option<String>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// One page of an audit query.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Tool calls (when the query's kind is `calls`), newest first.
+    pub calls: Vec<ToolCallEntry>,
+    /// Admin actions (when the kind is `admin`), newest first.
+    pub admin: Vec<AdminActionEntry>,
+    /// Rows matching the filters, over all pages.
+    pub total: u64,
+    /// This page (1-based).
+    pub page: u32,
+    /// Rows per page.
+    pub page_size: u32,
+}
+
+/// Filters of the Traces page (every field optional; the page's URL holds them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceQuery {
+    /// `<server>__<tool>` (exact), or a server name alone.
+    pub tool: Option<String>,
+    /// The calling assistant (exact).
+    pub assistant: Option<String>,
+    /// `ok` or `error`.
+    pub status: Option<String>,
+    /// Only traces at least this long, in milliseconds.
+    pub min_duration_ms: Option<f64>,
+    /// Started at or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Started before (Unix ms).
+    pub to_ms: Option<i64>,
+    /// At most this many, newest first (1..=500).
+    pub limit: u32,
+}
+
+/// One trace in the Traces list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceSummary {
+    /// W3C trace id (32 hex digits).
+    pub trace_id: String,
+    /// When the root span started (Unix ms).
+    pub started_at_ms: i64,
+    /// The root span's duration in milliseconds.
+    pub duration_ms: f64,
+    /// The root span's name, e.g. `tools/call`.
+    pub root: String,
+    /// The tool called, as `<server>__<tool>`, if any.
+    pub tool: Option<String>,
+    /// The calling assistant, if known.
+    pub assistant: Option<String>,
+    /// `ok` or `error`.
+    pub status: String,
+    /// Number of spans.
+    pub spans: u32,
+    /// Upstream attempts beyond the first.
+    pub retries: u32,
+}
+
+/// A log line inside a span.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanEventView {
+    /// Milliseconds after the trace started.
+    pub offset_ms: f64,
+    /// The message, with its fields.
+    pub message: String,
+}
+
+/// One span of a trace, for the waterfall.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanView {
+    /// Span id (16 hex digits).
+    pub span_id: String,
+    /// The parent span's id (`None` for the root).
+    pub parent_id: Option<String>,
+    /// Nesting depth (0 for the root).
+    pub depth: u32,
+    /// What the span covers, e.g. `attempt`.
+    pub name: String,
+    /// Milliseconds after the trace started.
+    pub start_offset_ms: f64,
+    /// Duration in milliseconds.
+    pub duration_ms: f64,
+    /// `ok` or `error`.
+    pub status: String,
+    /// Tags, e.g. `("instance", "search-1")`, `("breaker", "closed")`.
+    pub attributes: Vec<(String, String)>,
+    /// Log lines recorded inside it.
+    pub events: Vec<SpanEventView>,
+}
+
+/// A whole trace: its summary and its spans in depth-first order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceView {
+    /// The list entry.
+    pub summary: TraceSummary,
+    /// Spans, parents before children, siblings by start time.
+    pub spans: Vec<SpanView>,
+}
+
 /// Formats a duration in seconds as `3d 4h`, `2h 05m`, `4m 09s` or `7s`.
 pub fn format_duration_s(total: u64) -> String {
     let (d, h, m, s) = (

@@ -9,8 +9,10 @@ use crate::upstream::Endpoint;
 use app::control::ControlPlane;
 use app::error::AppError;
 use app::wire::{
-    AdminActionEntry, BreakerTransitionView, CacheView, FleetView, InstanceView, IssuedPassword,
-    Role, ServerView, SessionUser, SystemStatus, ToolView, UserSummary,
+    AdminActionEntry, AssistantView, AuditPage, AuditQuery, BreakerTransitionView, CacheView,
+    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, PermissionMatrix, Role,
+    ServerView, SessionUser, SystemStatus, Tier, ToolView, TraceQuery, TraceSummary, TraceView,
+    UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -651,6 +653,54 @@ impl ControlPlane for FleetControl {
         }
         Ok(views)
     }
+
+    // TEMPORARY: wired once the access and telemetry engines land (this session).
+    async fn assistants(&self) -> Result<Vec<AssistantView>, AppError> {
+        Err(not_wired())
+    }
+    async fn add_assistant(
+        &self,
+        _: &SessionUser,
+        _: &str,
+        _: Tier,
+    ) -> Result<IssuedKey, AppError> {
+        Err(not_wired())
+    }
+    async fn set_assistant_tier(&self, _: &SessionUser, _: &str, _: Tier) -> Result<(), AppError> {
+        Err(not_wired())
+    }
+    async fn issue_key(&self, _: &SessionUser, _: &str) -> Result<IssuedKey, AppError> {
+        Err(not_wired())
+    }
+    async fn revoke_key(&self, _: &SessionUser, _: &str, _: i64) -> Result<(), AppError> {
+        Err(not_wired())
+    }
+    async fn permission_matrix(&self) -> Result<PermissionMatrix, AppError> {
+        Err(not_wired())
+    }
+    async fn set_permission(
+        &self,
+        _: &SessionUser,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<Decision>,
+    ) -> Result<(), AppError> {
+        Err(not_wired())
+    }
+    async fn audit(&self, _: AuditQuery) -> Result<AuditPage, AppError> {
+        Err(not_wired())
+    }
+    async fn traces(&self, _: TraceQuery) -> Result<Vec<TraceSummary>, AppError> {
+        Err(not_wired())
+    }
+    async fn trace(&self, _: &str) -> Result<TraceView, AppError> {
+        Err(not_wired())
+    }
+}
+
+fn not_wired() -> AppError {
+    AppError::Internal("not wired yet".into())
 }
 
 #[cfg(test)]

@@ -9,4 +9,5 @@ pub mod cache;
 pub mod dispatch;
 pub mod endpoint;
 pub mod latency;
+pub mod record;
 pub mod retry;
