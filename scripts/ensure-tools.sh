@@ -4,7 +4,7 @@
 # machine (cargo-leptos and wasm-bindgen-cli compile from source on 2 cores).
 #
 #   scripts/ensure-tools.sh build   # Rust wasm target, cargo-leptos, wasm-bindgen CLI
-#   scripts/ensure-tools.sh test    # the above, plus Chromium, and the npm packages of end2end
+#   scripts/ensure-tools.sh test    # the above, plus Chromium, promtool, and the npm packages of end2end
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,6 +39,13 @@ if [ "$want" = test ]; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -x /usr/bin/promtool ]; then
+    say "installing Debian's prometheus for promtool (the /metrics test checks its exposition)"
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    # Only promtool is needed: not the node exporter and the rest it recommends.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   fi
   # playwright-core drives the system Chromium; it downloads no browser of its own.
   if [ ! -d end2end/node_modules/playwright-core ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then

@@ -24,9 +24,9 @@ use leptos_router::path;
 
 use crate::components::layout::Layout;
 use crate::pages::{
-    breakers::BreakersPage, caches::CachesPage, fleet::FleetPage, login::LoginPage,
-    not_found::NotFound, overview::OverviewPage, tools::ToolsPage, upcoming::Upcoming,
-    users::UsersPage,
+    assistants::AssistantsPage, audit::AuditLogPage, breakers::BreakersPage, caches::CachesPage,
+    fleet::FleetPage, login::LoginPage, not_found::NotFound, overview::OverviewPage,
+    permissions::PermissionsPage, tools::ToolsPage, upcoming::Upcoming, users::UsersPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -81,33 +81,9 @@ pub fn App() -> impl IntoView {
                             />
                         }
                     />
-                    <Route
-                        path=path!("permissions")
-                        view=|| view! {
-                            <Upcoming
-                                title="Permissions"
-                                what="the assistants × tools matrix with each decision and its source; toggles and bulk grants for admins"
-                            />
-                        }
-                    />
-                    <Route
-                        path=path!("assistants")
-                        view=|| view! {
-                            <Upcoming
-                                title="Assistants"
-                                what="assistants with their tier, API keys (issue, revoke), last use, calls and denials"
-                            />
-                        }
-                    />
-                    <Route
-                        path=path!("audit")
-                        view=|| view! {
-                            <Upcoming
-                                title="Audit"
-                                what="every tool call and admin action, filtered and paginated, with CSV export"
-                            />
-                        }
-                    />
+                    <Route path=path!("permissions") view=PermissionsPage />
+                    <Route path=path!("assistants") view=AssistantsPage />
+                    <Route path=path!("audit") view=AuditLogPage />
                     <Route
                         path=path!("roi")
                         view=|| view! {

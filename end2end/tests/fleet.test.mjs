@@ -89,6 +89,7 @@ before(async () => {
       "[[assistant]]",
       'name = "e2e"',
       `key = "${KEY}"`,
+      'tier = "admin"',
       "",
     ].join("\n"),
   );

@@ -21,7 +21,7 @@ before(async () => {
   writeFileSync(
     fleet,
     `[[server]]\nname = "everything"\ntimeout_ms = 20000\n\n  [[server.instance]]\n  id = "everything-1"\n  url = "${reference.url}"\n\n` +
-      `[[assistant]]\nname = "sdk"\nkey = "${KEY}"\n`,
+      `[[assistant]]\nname = "sdk"\nkey = "${KEY}"\ntier = "admin"\n`,
   );
   server = await startFleetdeck({ adminPassword: "interop admin password", extraArgs: ["--fleet", fleet] });
 });

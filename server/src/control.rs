@@ -1,18 +1,20 @@
 //! The dashboard's `ControlPlane`, implemented over the store, the access module and the
 //! registry (the fleet in memory).
 
+use crate::access::control::{AccessControl, AccessError};
 use crate::access::{LoginThrottle, UserDirectory, UserError, password};
 use crate::gateway::breaker::Transition;
+use crate::gateway::record::Outcome;
 use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
 use crate::store::{AdminAction, FleetInstanceRecord, Store, StoreError, UserRecord};
 use crate::upstream::Endpoint;
 use app::control::ControlPlane;
 use app::error::AppError;
 use app::wire::{
-    AdminActionEntry, AssistantView, AuditPage, AuditQuery, BreakerTransitionView, CacheView,
-    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, PermissionMatrix, Role,
-    ServerView, SessionUser, SystemStatus, Tier, ToolView, TraceQuery, TraceSummary, TraceView,
-    UserSummary,
+    AdminActionEntry, ApiKeyView, AssistantView, AuditKind, AuditPage, AuditQuery,
+    BreakerTransitionView, CacheView, Decision, FleetView, InstanceView, IssuedKey, IssuedPassword,
+    PermissionMatrix, Role, ServerPermissions, ServerView, SessionUser, SystemStatus, Tier,
+    ToolPermissions, ToolView, TraceQuery, TraceSummary, TraceView, UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,17 +28,25 @@ pub struct FleetControl {
     registry: Arc<Registry>,
     users: UserDirectory,
     throttle: Arc<LoginThrottle>,
+    /// Assistants, keys, permissions (shared with the gateway).
+    access: Arc<AccessControl>,
     started: Instant,
 }
 
 impl FleetControl {
     /// A control plane over `store` and the fleet, throttling logins with `throttle`.
-    pub fn new(store: Store, throttle: Arc<LoginThrottle>, registry: Arc<Registry>) -> Self {
+    pub fn new(
+        store: Store,
+        throttle: Arc<LoginThrottle>,
+        registry: Arc<Registry>,
+        access: Arc<AccessControl>,
+    ) -> Self {
         FleetControl {
             users: UserDirectory::new(store.clone()),
             store,
             registry,
             throttle,
+            access,
             started: Instant::now(),
         }
     }
@@ -654,48 +664,225 @@ impl ControlPlane for FleetControl {
         Ok(views)
     }
 
-    // TEMPORARY: wired once the access and telemetry engines land (this session).
     async fn assistants(&self) -> Result<Vec<AssistantView>, AppError> {
-        Err(not_wired())
+        let since = crate::store::now_ms() - 24 * 3600 * 1000;
+        let counts = self
+            .store
+            .call_counts_by_assistant(since)
+            .await
+            .map_err(store_failure)?;
+        let count = |name: &str, outcome: Option<&str>| -> u64 {
+            counts
+                .iter()
+                .filter(|(a, o, _)| a == name && outcome.is_none_or(|want| o == want))
+                .map(|(_, _, n)| n)
+                .sum()
+        };
+        Ok(self
+            .access
+            .assistants()
+            .into_iter()
+            .map(|a| {
+                let keys: Vec<ApiKeyView> = a
+                    .keys
+                    .iter()
+                    .map(|k| ApiKeyView {
+                        id: k.id,
+                        prefix: k.prefix.clone(),
+                        created_at_ms: k.created_at_ms,
+                        created_by: k.created_by.clone(),
+                        revoked_at_ms: k.revoked_at_ms,
+                        last_used_at_ms: k.last_used_at_ms,
+                    })
+                    .collect();
+                AssistantView {
+                    last_used_at_ms: keys.iter().filter_map(|k| k.last_used_at_ms).max(),
+                    calls_24h: count(&a.name, None),
+                    denials_24h: count(&a.name, Some(Outcome::Denied.as_str())),
+                    rate_limited_24h: count(&a.name, Some(Outcome::RateLimited.as_str())),
+                    rate_per_min: self.access.policy().tier(a.tier).rate_per_min,
+                    name: a.name,
+                    tier: a.tier,
+                    created_at_ms: a.created_at_ms,
+                    keys,
+                }
+            })
+            .collect())
     }
+
     async fn add_assistant(
         &self,
-        _: &SessionUser,
-        _: &str,
-        _: Tier,
+        actor: &SessionUser,
+        name: &str,
+        tier: Tier,
     ) -> Result<IssuedKey, AppError> {
-        Err(not_wired())
+        let issued = self
+            .access
+            .add_assistant(&actor.username, name, tier)
+            .await
+            .map_err(access_failure)?;
+        tracing::info!(actor = %actor.username, assistant = name, %tier, "assistant added");
+        Ok(issued)
     }
-    async fn set_assistant_tier(&self, _: &SessionUser, _: &str, _: Tier) -> Result<(), AppError> {
-        Err(not_wired())
+
+    async fn set_assistant_tier(
+        &self,
+        actor: &SessionUser,
+        name: &str,
+        tier: Tier,
+    ) -> Result<(), AppError> {
+        self.access
+            .set_tier(&actor.username, name, tier)
+            .await
+            .map_err(access_failure)?;
+        tracing::info!(actor = %actor.username, assistant = name, %tier, "assistant tier changed");
+        Ok(())
     }
-    async fn issue_key(&self, _: &SessionUser, _: &str) -> Result<IssuedKey, AppError> {
-        Err(not_wired())
+
+    async fn issue_key(&self, actor: &SessionUser, assistant: &str) -> Result<IssuedKey, AppError> {
+        let issued = self
+            .access
+            .issue_key(&actor.username, assistant)
+            .await
+            .map_err(access_failure)?;
+        tracing::info!(actor = %actor.username, assistant, key = issued.key_id, "key issued");
+        Ok(issued)
     }
-    async fn revoke_key(&self, _: &SessionUser, _: &str, _: i64) -> Result<(), AppError> {
-        Err(not_wired())
+
+    async fn revoke_key(
+        &self,
+        actor: &SessionUser,
+        assistant: &str,
+        key_id: i64,
+    ) -> Result<(), AppError> {
+        self.access
+            .revoke_key(&actor.username, assistant, key_id)
+            .await
+            .map_err(access_failure)?;
+        tracing::info!(actor = %actor.username, assistant, key = key_id, "key revoked");
+        Ok(())
     }
+
     async fn permission_matrix(&self) -> Result<PermissionMatrix, AppError> {
-        Err(not_wired())
+        let assistants: Vec<(String, Tier)> = self
+            .access
+            .assistants()
+            .into_iter()
+            .map(|a| (a.name, a.tier))
+            .collect();
+        let servers = self
+            .registry
+            .servers()
+            .iter()
+            .map(|server| {
+                let mut names: Vec<String> = server
+                    .catalog()
+                    .tools
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect();
+                names.sort();
+                ServerPermissions {
+                    server: server.name.clone(),
+                    tools: names
+                        .into_iter()
+                        .map(|tool| ToolPermissions {
+                            cells: assistants
+                                .iter()
+                                .map(|(name, _)| self.access.decide(name, &server.name, &tool))
+                                .collect(),
+                            tool,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(PermissionMatrix {
+            assistants,
+            servers,
+        })
     }
+
     async fn set_permission(
         &self,
-        _: &SessionUser,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Option<Decision>,
+        actor: &SessionUser,
+        assistant: &str,
+        server: &str,
+        tool: &str,
+        decision: Option<Decision>,
     ) -> Result<(), AppError> {
-        Err(not_wired())
+        let entry = self
+            .registry
+            .server(server)
+            .ok_or_else(|| AppError::NotFound(format!("server {server}")))?;
+        if tool != "*" && entry.tool(tool).is_none() {
+            return Err(AppError::NotFound(format!("tool {server}__{tool}")));
+        }
+        self.access
+            .set_permission(&actor.username, assistant, server, tool, decision)
+            .await
+            .map_err(access_failure)?;
+        tracing::info!(
+            actor = %actor.username,
+            assistant,
+            tool = %format!("{server}__{tool}"),
+            decision = decision.map_or("tier default", Decision::as_str),
+            "permission changed"
+        );
+        Ok(())
     }
-    async fn audit(&self, _: AuditQuery) -> Result<AuditPage, AppError> {
-        Err(not_wired())
+
+    async fn audit(&self, query: AuditQuery) -> Result<AuditPage, AppError> {
+        let (calls, admin, total) = match query.kind {
+            AuditKind::Calls => {
+                let (rows, total) = self
+                    .store
+                    .tool_calls_page(&query)
+                    .await
+                    .map_err(audit_query_failure)?;
+                (rows, Vec::new(), total)
+            }
+            AuditKind::Admin => {
+                let (rows, total) = self
+                    .store
+                    .admin_audit_page(&query)
+                    .await
+                    .map_err(audit_query_failure)?;
+                (Vec::new(), rows, total)
+            }
+        };
+        Ok(AuditPage {
+            calls,
+            admin,
+            total,
+            page: query.page,
+            page_size: query.page_size,
+        })
     }
+
     async fn traces(&self, _: TraceQuery) -> Result<Vec<TraceSummary>, AppError> {
         Err(not_wired())
     }
     async fn trace(&self, _: &str) -> Result<TraceView, AppError> {
         Err(not_wired())
+    }
+}
+
+/// An access change refused or failed, as the dashboard shows it.
+fn access_failure(error: AccessError) -> AppError {
+    match error {
+        AccessError::NotFound(what) => AppError::NotFound(what),
+        AccessError::Conflict(why) => AppError::Conflict(why),
+        AccessError::Invalid(why) => AppError::Invalid(why),
+        AccessError::Store(error) => store_failure(error),
+    }
+}
+
+/// An audit query the store refused: bad filters are the user's to fix.
+fn audit_query_failure(error: StoreError) -> AppError {
+    match error {
+        StoreError::Conflict(why) => AppError::Invalid(why),
+        other => store_failure(other),
     }
 }
 
@@ -734,7 +921,14 @@ breaker = { failures = 2 }
         let registry = Registry::from_fleet(&fleet);
         let throttle = Arc::new(LoginThrottle::new(ThrottleLimits::default()));
         (
-            FleetControl::new(store, throttle, registry.clone()),
+            FleetControl::new(
+                store.clone(),
+                throttle,
+                registry.clone(),
+                AccessControl::load(store, crate::access::policy::AccessPolicy::default())
+                    .await
+                    .unwrap(),
+            ),
             registry,
             dir,
         )

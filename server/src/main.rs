@@ -40,6 +40,12 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(args, &database_url, &data_dir).await,
             Command::DemoServer(args) => commands::demo::run_server(args).await,
             Command::User(command) => commands::user::run(command, &database_url).await,
+            Command::Assistant(command) => {
+                commands::access::run_assistant(command, &database_url).await
+            }
+            Command::Permission(command) => {
+                commands::access::run_permission(command, &database_url).await
+            }
             // Needs no store of the user's: it keeps one in a temporary directory.
             Command::Bench(args) => commands::bench::run(args).await,
         }

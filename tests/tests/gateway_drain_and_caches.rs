@@ -56,7 +56,8 @@ async fn a_drain_under_load_loses_no_call_and_routes_no_new_one() {
         format!(
             "[[server]]\nname = \"search\"\nstrategy = \"round-robin\"\ntimeout_ms = 5000\n\
              [[server.instance]]\nid = \"search-a\"\nurl = \"{}\"\n[[server.instance]]\nid = \"search-b\"\nurl = \"{}\"\n\
-             [[assistant]]\nname = \"load\"\nkey = \"{KEY}\"\n",
+             [[assistant]]\nname = \"load\"\nkey = \"{KEY}\"\ntier = \"admin\"\n\
+             [access.tier.admin]\nrate_per_min = 1000000\n",
             drained.url, other.url
         ),
     )
@@ -161,7 +162,7 @@ async fn invalidation_empties_exactly_what_it_names() {
              [[server.instance]]\nid = \"search-1\"\nurl = \"{}\"\n\
              [[server]]\nname = \"files\"\ncache = {{ cacheable = [\"read_file\"] }}\n\
              [[server.instance]]\nid = \"files-1\"\nurl = \"{}\"\n\
-             [[assistant]]\nname = \"reader\"\nkey = \"{KEY}\"\n",
+             [[assistant]]\nname = \"reader\"\nkey = \"{KEY}\"\ntier = \"admin\"\n",
             search.url, files.url
         ),
     )
@@ -266,7 +267,7 @@ async fn open_dashboards_hear_of_changes_within_a_second() {
         dir.path(),
         format!(
             "[[server]]\nname = \"search\"\n[[server.instance]]\nid = \"search-1\"\nurl = \"{}\"\n\
-             [[assistant]]\nname = \"reader\"\nkey = \"{KEY}\"\n",
+             [[assistant]]\nname = \"reader\"\nkey = \"{KEY}\"\ntier = \"admin\"\n",
             search.url
         ),
     )

@@ -31,7 +31,7 @@ async fn structured_content_errors_and_cancellation_pass_through() {
         dir.path(),
         &format!(
             "[[server]]\nname = \"search\"\ntimeout_ms = 30000\n[[server.instance]]\nid = \"search-1\"\nurl = \"{}\"\n\
-             [[assistant]]\nname = \"t\"\nkey = \"{KEY}\"\n",
+             [[assistant]]\nname = \"t\"\nkey = \"{KEY}\"\ntier = \"admin\"\n",
             search.url
         ),
         "passthrough admin password",

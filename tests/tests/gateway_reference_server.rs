@@ -74,6 +74,7 @@ timeout_ms = 20000
 [[assistant]]
 name = "tester"
 key = "{KEY}"
+tier = "admin"
 "#,
             url = reference.url,
             script = reference_server_script().display(),

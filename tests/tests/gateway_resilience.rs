@@ -41,6 +41,10 @@ timeout_ms = 3000
 [[assistant]]
 name = "load"
 key = "{KEY}"
+tier = "admin"
+
+[access.tier.admin]
+rate_per_min = 1000000
 "#,
             a = doomed.url,
             b = survivor.url,
@@ -144,6 +148,10 @@ retry = {{ attempts = 1, base_ms = 1, max_ms = 10, budget_ratio = 1.0 }}
 [[assistant]]
 name = "load"
 key = "{KEY}"
+tier = "admin"
+
+[access.tier.admin]
+rate_per_min = 1000000
 "#,
             f = flaky.url,
             s = steady.url

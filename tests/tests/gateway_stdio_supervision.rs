@@ -36,7 +36,7 @@ async fn a_shutdown_kills_the_whole_process_group_of_stdio_instances() {
         dir.path(),
         &format!(
             "[[server]]\nname = \"files\"\n[[server.instance]]\nid = \"files-stdio\"\ncommand = [\"bash\", \"-c\", {script:?}]\n\
-             [[assistant]]\nname = \"t\"\nkey = \"{KEY}\"\n"
+             [[assistant]]\nname = \"t\"\nkey = \"{KEY}\"\ntier = \"admin\"\n"
         ),
     );
     let gateway = Fleetdeck::start(ServeOptions {

@@ -1,5 +1,7 @@
 //! One module per page; each holds the server functions its page calls.
 
+pub mod assistants;
+pub mod audit;
 pub mod breakers;
 pub mod caches;
 pub mod fleet;
@@ -7,6 +9,7 @@ pub mod instances;
 pub mod login;
 pub mod not_found;
 pub mod overview;
+pub mod permissions;
 pub mod tools;
 pub mod upcoming;
 pub mod users;

@@ -195,7 +195,8 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Vec<Comparison>> {
 }
 
 /// The bench fleet: the one instance, round-robin, every call reaching it (no result
-/// cache), a generous timeout, room for every client, and the bench's assistant.
+/// cache), a generous timeout, room for every client, and the bench's assistant (an admin
+/// with a rate limit far above what the bench can reach, so that nothing is refused).
 fn fleet_text(instance_url: &str, key: &str) -> String {
     format!(
         "[[server]]\n\
@@ -206,7 +207,8 @@ fn fleet_text(instance_url: &str, key: &str) -> String {
          keep_alive = true\n\
          cache = {{ tools_ttl_s = 86400, cacheable = [] }}\n\
          \n  [[server.instance]]\n  id = \"bench-search-1\"\n  url = \"{instance_url}\"\n\
-         \n[[assistant]]\nname = \"bench\"\nkey = \"{key}\"\n"
+         \n[[assistant]]\nname = \"bench\"\nkey = \"{key}\"\ntier = \"admin\"\n\
+         \n[access.tier.admin]\nrate_per_min = 1000000\n"
     )
 }
 

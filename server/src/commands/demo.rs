@@ -1,6 +1,6 @@
 //! `fleetdeck demo` and `fleetdeck demo-server`: the demo fleet behind a real gateway.
 
-use crate::access::password::generate_password;
+use crate::access::keys::generate_key;
 use crate::config::{DemoArgs, DemoServerArgs};
 use crate::demo::{Knobs, fleet, serve_demo_instance, serve_demo_stdio, traffic};
 use anyhow::Context;
@@ -9,8 +9,17 @@ use std::path::Path;
 /// The file, in the data dir, holding the demo's assistant key.
 pub const DEMO_KEY_FILE: &str = "demo-key";
 
-fn new_key() -> String {
-    format!("fd_{}{}", generate_password(), generate_password())
+/// The key kept in `file`, or a new one written there.
+fn demo_key(file: &Path) -> anyhow::Result<String> {
+    if let Ok(kept) = std::fs::read_to_string(file) {
+        let kept = kept.trim();
+        if kept.len() >= 16 {
+            return Ok(kept.to_string());
+        }
+    }
+    let key = generate_key();
+    write_secret(file, &key).with_context(|| format!("writing {}", file.display()))?;
+    Ok(key)
 }
 
 /// Starts the demo fleet and serves it until SIGINT or SIGTERM.
@@ -18,19 +27,19 @@ pub async fn run(args: DemoArgs, database_url: &str, data_dir: &Path) -> anyhow:
     let instances = fleet::start_instances()
         .await
         .context("starting the demo instances")?;
-    let user_key = new_key();
-    let synthetic: Vec<(String, String)> = fleet::SYNTHETIC_ASSISTANTS
-        .iter()
-        .map(|name| (name.to_string(), new_key()))
-        .collect();
-    let fleet =
-        fleet::fleet_file(&instances, &user_key, &synthetic).context("the demo fleet file")?;
-
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
+    // Keys are kept in the data dir so that a restarted demo keeps its assistants' keys
+    // (the store holds their digests).
     let key_file = data_dir.join(DEMO_KEY_FILE);
-    write_secret(&key_file, &user_key)
-        .with_context(|| format!("writing {}", key_file.display()))?;
+    let user_key = demo_key(&key_file)?;
+    let mut synthetic: Vec<(String, String)> = Vec::new();
+    for (name, _) in fleet::SYNTHETIC_ASSISTANTS {
+        let key = demo_key(&data_dir.join(format!("{DEMO_KEY_FILE}-{name}")))?;
+        synthetic.push((name.to_string(), key));
+    }
+    let fleet =
+        fleet::fleet_file(&instances, &user_key, &synthetic).context("the demo fleet file")?;
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let rate = args.traffic;

@@ -1,5 +1,6 @@
 //! What each CLI command does.
 
+pub mod access;
 pub mod bench;
 pub mod demo;
 pub mod serve;

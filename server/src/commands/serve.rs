@@ -1,14 +1,18 @@
 //! `fleetdeck serve`: open the store, make sure an admin exists, serve until a signal.
 
 use crate::access::UserDirectory;
+use crate::access::audit_log::{AuditLog, AuditSettings};
+use crate::access::control::AccessControl;
 use crate::access::login_throttle::{LoginThrottle, ThrottleLimits};
 use crate::config::ServeArgs;
 use crate::config::fleet::FleetFile;
 use crate::control::FleetControl;
 use crate::gateway::dispatch::Dispatcher;
-use crate::gateway::endpoint::{self, AssistantKeys, EndpointSettings};
+use crate::gateway::endpoint::{self, EndpointSettings};
+use crate::gateway::record::CallRecorder;
 use crate::registry::{AdminState, Registry};
 use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
 use crate::telemetry::prober;
 use crate::upstream::Endpoint;
 use crate::web::{self, AllowedOrigins, AppState, WebSettings};
@@ -20,6 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower_sessions::session_store::ExpiredDeletion;
+
+/// How often the store is checked for access changes made elsewhere (CLI, other replicas).
+const ACCESS_WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs the server until SIGINT or SIGTERM, with the fleet of `--fleet` if given.
 pub async fn run(args: ServeArgs, database_url: &str) -> anyhow::Result<()> {
@@ -78,10 +85,29 @@ pub async fn run_fleet(
     });
     let registry = Registry::from_fleet(&fleet);
     restore_fleet_state(&registry, &store).await?;
+    let access = AccessControl::load(store.clone(), fleet.access_policy())
+        .await
+        .context("loading assistants and permissions")?;
+    let declared: Vec<_> = fleet
+        .assistants
+        .iter()
+        .map(|a| (a.name.get_ref().clone(), a.tier, a.key.get_ref().clone()))
+        .collect();
+    access
+        .import_declared(&declared)
+        .await
+        .context("importing the fleet file's assistants")?;
+    tracing::info!(
+        assistants = access.assistants().len(),
+        revision = access.revision(),
+        "access control ready"
+    );
+    let (audit, audit_writer) = AuditLog::start(store.clone(), AuditSettings::default());
     let control = Arc::new(FleetControl::new(
         store.clone(),
         throttle.clone(),
         registry.clone(),
+        access.clone(),
     ));
     let leptos_options = LeptosOptions::builder()
         .output_name("fleetdeck")
@@ -89,28 +115,33 @@ pub async fn run_fleet(
         .site_pkg_dir("pkg")
         .site_addr(args.addr)
         .build();
+    let metrics = Arc::new(Metrics::new());
     let state = AppState {
         leptos_options,
         store: store.clone(),
         control,
         registry: registry.clone(),
         shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
+        // No audit log is wired yet, so nothing waits in its queue.
+        audit_queue_depth: {
+            let audit = audit.clone();
+            Arc::new(move || audit.depth())
+        },
     };
     let settings = WebSettings {
         secure_cookie: args.secure_cookie,
         session_idle: Duration::from_secs(args.session_idle_minutes * 60),
         allowed_origins: AllowedOrigins::new(args.allowed_origins),
     };
-    let dispatcher = Arc::new(Dispatcher::new(registry.clone()));
-    let keys = AssistantKeys::new(
-        fleet
-            .assistants
-            .iter()
-            .map(|a| (a.name.get_ref().clone(), a.key.get_ref().clone())),
-    );
+    let dispatcher = Arc::new(Dispatcher::new(
+        registry.clone(),
+        access.clone(),
+        CallRecorder::new(audit, metrics.clone()),
+    ));
     let mcp = endpoint::router(
         dispatcher.clone(),
-        keys,
+        access.clone(),
         EndpointSettings {
             max_body_bytes: args.max_body_bytes,
             allowed_hosts: args.allowed_hosts.clone(),
@@ -133,7 +164,13 @@ pub async fn run_fleet(
         let _ = ready.send(local);
     }
 
-    let housekeeping = tokio::spawn(housekeeping(store.clone(), throttle));
+    let housekeeping = tokio::spawn(housekeeping(store.clone(), throttle, access.clone()));
+    // Changes from the CLI or another replica reach this one within the interval.
+    let access_watch = tokio::spawn(
+        access
+            .clone()
+            .watch(ACCESS_WATCH_INTERVAL, shutdown.child_token()),
+    );
     let prober = tokio::spawn(prober::run(
         registry.clone(),
         Duration::from_secs(args.probe_interval_s),
@@ -142,7 +179,7 @@ pub async fn run_fleet(
     // Learn the tools before the first assistant asks.
     let warm = tokio::spawn({
         let dispatcher = dispatcher.clone();
-        async move { dispatcher.list_tools().await }
+        async move { dispatcher.all_tools().await }
     });
     // No Nagle delay on answers: clients that reuse connections would otherwise wait for
     // delayed ACKs (about 40 ms a call).
@@ -159,6 +196,9 @@ pub async fn run_fleet(
     housekeeping.abort();
     prober.abort();
     warm.abort();
+    // Every call answered is in the audit queue: write what is left before the store closes.
+    audit_writer.flush_and_stop().await;
+    let _ = access_watch.await;
     for instance in registry.servers().iter().flat_map(|s| s.instances()) {
         instance.upstream.reset().await;
     }
@@ -192,13 +232,14 @@ async fn restore_fleet_state(registry: &Registry, store: &Store) -> anyhow::Resu
     Ok(())
 }
 
-/// Periodic clean-up: expired sessions, idle throttle keys.
-async fn housekeeping(store: Store, throttle: Arc<LoginThrottle>) {
+/// Periodic clean-up: expired sessions, idle throttle and rate-limit keys.
+async fn housekeeping(store: Store, throttle: Arc<LoginThrottle>, access: Arc<AccessControl>) {
     let sessions = store.session_backend();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         throttle.forget_idle();
+        access.rate_limits().retain_recent();
         if let Err(error) = sessions.delete_expired().await {
             tracing::warn!(%error, "cannot delete expired sessions");
         }

@@ -1,7 +1,7 @@
 //! Settings: every one a command-line flag with an environment twin (`fleetdeck --help`).
 
 use crate::telemetry::logging::LogFormat;
-use app::wire::Role;
+use app::wire::{Role, Tier};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,6 +54,13 @@ pub enum Command {
     /// Manage dashboard logins (acts on the same store as a running server).
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage assistants and their API keys (a running server sees changes within a second).
+    #[command(subcommand)]
+    Assistant(AssistantCommand),
+    /// Grant, deny or list assistants' tool permissions (a running server sees changes
+    /// within a second).
+    #[command(subcommand)]
+    Permission(PermissionCommand),
     /// Measure the gateway's overhead against direct calls (loopback)
     Bench(BenchArgs),
 }
@@ -200,6 +207,69 @@ pub enum UserCommand {
     },
     /// List logins and their roles.
     List,
+}
+
+/// `fleetdeck assistant …`.
+#[derive(Debug, Subcommand)]
+pub enum AssistantCommand {
+    /// Add an assistant; prints its first API key, once.
+    Add {
+        /// Name (lower-case letters, digits, . _ -).
+        name: String,
+        /// Tier: viewer, developer or admin.
+        #[arg(long, default_value = "developer")]
+        tier: Tier,
+    },
+    /// Issue another API key; prints it, once.
+    IssueKey {
+        /// The assistant.
+        name: String,
+    },
+    /// Revoke an API key (see `assistant list` for key ids); refused from the next call on.
+    RevokeKey {
+        /// The assistant.
+        name: String,
+        /// The key's id.
+        key_id: i64,
+    },
+    /// Change an assistant's tier.
+    SetTier {
+        /// The assistant.
+        name: String,
+        /// New tier: viewer, developer or admin.
+        tier: Tier,
+    },
+    /// List assistants and their keys.
+    List,
+}
+
+/// `fleetdeck permission …`. Tools are named `<server>__<tool>`, or `<server>__*` for every
+/// tool of a server.
+#[derive(Debug, Subcommand)]
+pub enum PermissionCommand {
+    /// Allow an assistant to call a tool (overrides its tier's patterns).
+    Allow(PermissionTarget),
+    /// Deny an assistant a tool (overrides its tier's patterns).
+    Deny(PermissionTarget),
+    /// Remove an explicit entry: the tier's patterns decide again.
+    Reset(PermissionTarget),
+    /// An assistant's tier patterns and explicit entries.
+    List {
+        /// The assistant.
+        assistant: String,
+        /// The fleet file whose [access] section overrides the tier defaults.
+        #[arg(long, env = "FLEETDECK_FLEET")]
+        fleet: Option<PathBuf>,
+    },
+}
+
+/// Whose permission for which tool.
+#[derive(Debug, Args)]
+pub struct PermissionTarget {
+    /// The assistant.
+    pub assistant: String,
+    /// `<server>__<tool>`, or `<server>__*` for all the server's tools.
+    pub tool: String,
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! Parsing is strict: an unknown key, a missing field or a wrong type is an error naming the
 //! file, the line and the key, and the server refuses to start rather than guess.
 
+use crate::access::policy::AccessPolicy;
 use crate::gateway::balancer::Strategy;
+use app::wire::Tier;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,9 +42,58 @@ pub struct FleetFile {
     /// MCP servers, each with instances.
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerSpec>,
-    /// Assistants allowed to call the gateway, with their keys.
+    /// Assistants declared here (imported into the store at start, keys stored hashed).
     #[serde(default, rename = "assistant")]
     pub assistants: Vec<AssistantSpec>,
+    /// Tier patterns and rate limits.
+    #[serde(default)]
+    pub access: AccessSpec,
+}
+
+/// `[access]`: what each tier may call by default, and how often.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSpec {
+    /// `[access.tier.<viewer|developer|admin>]`: overrides of a tier's defaults.
+    #[serde(default)]
+    pub tier: BTreeMap<Tier, TierSpec>,
+    /// `[access.tool_rate_per_min]`: `"<server>__<tool>" = n` calls a minute per assistant,
+    /// instead of the tier's limit, for that tool.
+    #[serde(default)]
+    pub tool_rate_per_min: BTreeMap<String, u32>,
+}
+
+/// One tier's overrides; what is left out keeps the default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    /// Tool patterns allowed by default (`read_*`, `search__*`, `*`).
+    #[serde(default)]
+    pub patterns: Option<Vec<String>>,
+    /// Calls a minute per assistant.
+    #[serde(default)]
+    pub rate_per_min: Option<u32>,
+}
+
+/// `audit = { record_arguments = true, redact = ["password"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSpec {
+    /// Keep the arguments of this server's calls in the audit log (otherwise a digest only).
+    pub record_arguments: bool,
+    /// Argument keys whose values are replaced by `[redacted]` (any depth, any case).
+    pub redact: Vec<String>,
+}
+
+impl Default for AuditSpec {
+    fn default() -> Self {
+        AuditSpec {
+            record_arguments: false,
+            redact: ["password", "secret", "token", "api_key", "authorization"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
 }
 
 /// One MCP server (its tools are exposed as `<name>__<tool>`).
@@ -83,6 +134,9 @@ pub struct ServerSpec {
     /// Tool-list and result caches.
     #[serde(default)]
     pub cache: CacheSpec,
+    /// What the audit log keeps of this server's calls.
+    #[serde(default)]
+    pub audit: AuditSpec,
     /// The instances serving this server's tools.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceSpec>,
@@ -192,14 +246,22 @@ pub struct InstanceSpec {
     pub metrics_url: Option<String>,
 }
 
-/// An assistant allowed to call the gateway (keys move to the store with access control).
+/// An assistant declared in the file (for deployments managed as code). Assistants can also
+/// be added from the dashboard or the CLI, which generate their keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssistantSpec {
     /// Name, shown in the audit log.
     pub name: Spanned<String>,
-    /// Its bearer key (at least 16 characters).
+    /// A bearer key it may use (at least 16 characters); stored as a digest at start.
     pub key: Spanned<String>,
+    /// Its tier (default `developer`).
+    #[serde(default = "default_tier")]
+    pub tier: Tier,
+}
+
+fn default_tier() -> Tier {
+    Tier::Developer
 }
 
 fn default_strategy() -> Strategy {
@@ -382,7 +444,31 @@ impl FleetFile {
                 ));
             }
         }
+        if let Err(problem) = fleet.access_policy().validate() {
+            let at = text.find("[access").unwrap_or(0);
+            return Err(invalid(at, format!("access: {problem}")));
+        }
         Ok(fleet)
+    }
+
+    /// The access policy: the defaults with this file's overrides.
+    pub fn access_policy(&self) -> AccessPolicy {
+        let mut policy = AccessPolicy::default();
+        for (tier, spec) in &self.access.tier {
+            let target = match tier {
+                Tier::Viewer => &mut policy.viewer,
+                Tier::Developer => &mut policy.developer,
+                Tier::Admin => &mut policy.admin,
+            };
+            if let Some(patterns) = &spec.patterns {
+                target.patterns = patterns.clone();
+            }
+            if let Some(rate) = spec.rate_per_min {
+                target.rate_per_min = rate;
+            }
+        }
+        policy.tool_rate_per_min = self.access.tool_rate_per_min.clone();
+        policy
     }
 }
 
@@ -417,6 +503,16 @@ cache = { cacheable = ["lookup"] }
 [[assistant]]
 name = "claude"
 key = "0123456789abcdef0123"
+tier = "admin"
+
+[access.tier.viewer]
+patterns = ["read_*", "search__lookup"]
+
+[access.tier.developer]
+rate_per_min = 200
+
+[access.tool_rate_per_min]
+"search__reindex" = 2
 "#;
 
     #[test]
@@ -440,6 +536,21 @@ key = "0123456789abcdef0123"
             "node"
         );
         assert_eq!(fleet.assistants[0].name.get_ref(), "claude");
+        assert_eq!(fleet.assistants[0].tier, Tier::Admin);
+        let policy = fleet.access_policy();
+        assert_eq!(policy.viewer.patterns, ["read_*", "search__lookup"]);
+        assert_eq!(policy.viewer.rate_per_min, 50, "rate keeps its default");
+        assert_eq!(policy.developer.rate_per_min, 200);
+        assert_eq!(policy.admin.patterns, ["*"]);
+        assert_eq!(policy.tool_rate_per_min.get("search__reindex"), Some(&2));
+        assert!(!fleet.servers[0].audit.record_arguments);
+        assert!(
+            fleet.servers[0]
+                .audit
+                .redact
+                .iter()
+                .any(|k| k == "password")
+        );
     }
 
     #[test]
@@ -491,6 +602,18 @@ key = "0123456789abcdef0123"
             (
                 "[[assistant]]\nname = \"a\"\nkey = \"short\"\n",
                 "fleet.toml:3: assistant a: key must have at least 16",
+            ),
+            (
+                "[[assistant]]\nname = \"a\"\nkey = \"0123456789abcdef\"\ntier = \"root\"\n",
+                "fleet.toml:4: unknown variant `root`",
+            ),
+            (
+                "[access.tier.viewer]\nrate_per_min = 0\n",
+                "fleet.toml:1: access:",
+            ),
+            (
+                "[access.tool_rate_per_min]\nreindex = 5\n",
+                "tool rate \"reindex\": name one tool as <server>__<tool>",
             ),
         ];
         for (text, expected) in cases {

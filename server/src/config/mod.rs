@@ -3,4 +3,7 @@
 pub mod cli;
 pub mod fleet;
 
-pub use cli::{BenchArgs, Cli, Command, DemoArgs, DemoServerArgs, ServeArgs, UserCommand};
+pub use cli::{
+    AssistantCommand, BenchArgs, Cli, Command, DemoArgs, DemoServerArgs, PermissionCommand,
+    PermissionTarget, ServeArgs, UserCommand,
+};

@@ -4,12 +4,19 @@
 use super::knobs::Knobs;
 use super::{DemoInstance, DemoKind, serve_demo_instance};
 use crate::config::fleet::{FleetFile, FleetFileError};
+use app::wire::Tier;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
 /// The synthetic assistants of the traffic generator, each with its own key.
-pub const SYNTHETIC_ASSISTANTS: [&str; 3] = ["support-bot", "ci-agent", "research-assistant"];
+/// Their tiers differ so that the dashboard shows permissions and rate limits at work: the
+/// viewer is denied most tools and calls more often than its limit allows.
+pub const SYNTHETIC_ASSISTANTS: [(&str, Tier); 3] = [
+    ("support-bot", Tier::Developer),
+    ("ci-agent", Tier::Developer),
+    ("research-assistant", Tier::Viewer),
+];
 
 /// How many instances each demo server gets, and how it is routed.
 fn layout(kind: DemoKind) -> (usize, &'static str, &'static str) {
@@ -75,13 +82,20 @@ pub fn fleet_file(
     }
     let _ = write!(
         text,
-        "\n[[assistant]]\nname = \"you\"\nkey = \"{user_key}\"\n"
+        "\n[[assistant]]\nname = \"you\"\nkey = \"{user_key}\"\ntier = \"admin\"\n"
     );
     for (name, key) in synthetic_keys {
+        let tier = SYNTHETIC_ASSISTANTS
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(Tier::Developer, |(_, tier)| *tier);
         let _ = write!(
             text,
-            "\n[[assistant]]\nname = \"{name}\"\nkey = \"{key}\"\n"
+            "\n[[assistant]]\nname = \"{name}\"\nkey = \"{key}\"\ntier = \"{tier}\"\n"
         );
     }
+    // Developers call about twice a second each here: room above that, so that only the
+    // viewer meets its limit.
+    text.push_str("\n[access.tier.developer]\nrate_per_min = 600\n");
     FleetFile::parse(&text, Path::new("<demo fleet>"))
 }

@@ -44,6 +44,13 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// Every state, for metrics that show each one.
+    pub const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
     /// The wire and display name: "closed", "open" or "half_open".
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,6 +91,38 @@ pub struct Rejection {
     pub retry_in: Duration,
 }
 
+/// How many times a breaker entered each state since it was made: only ever grows, so
+/// metrics can export it as counters (the transition list is trimmed, this is not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransitionCounts {
+    /// Transitions into `closed` (probe successes and operator resets).
+    pub closed: u64,
+    /// Transitions into `open` (trips and failed probes).
+    pub open: u64,
+    /// Transitions into `half_open` (reset timeouts elapsed).
+    pub half_open: u64,
+}
+
+impl TransitionCounts {
+    /// Transitions into `state` so far.
+    pub fn entered(&self, state: BreakerState) -> u64 {
+        match state {
+            BreakerState::Closed => self.closed,
+            BreakerState::Open => self.open,
+            BreakerState::HalfOpen => self.half_open,
+        }
+    }
+
+    fn count(&mut self, state: BreakerState) {
+        let counter = match state {
+            BreakerState::Closed => &mut self.closed,
+            BreakerState::Open => &mut self.open,
+            BreakerState::HalfOpen => &mut self.half_open,
+        };
+        *counter = counter.saturating_add(1);
+    }
+}
+
 /// A read-only view of a breaker for the dashboard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BreakerSnapshot {
@@ -95,6 +134,8 @@ pub struct BreakerSnapshot {
     pub half_open_in: Option<Duration>,
     /// Recent transitions, newest last, at most 20.
     pub transitions: Vec<Transition>,
+    /// Every transition since start by the state entered, including a pending lazy one.
+    pub transitions_total: TransitionCounts,
 }
 
 /// The breaker's state with the data that only exists in that state.
@@ -122,6 +163,7 @@ pub struct Breaker {
     phase: Phase,
     consecutive_failures: u32,
     transitions: VecDeque<Transition>,
+    transitions_total: TransitionCounts,
 }
 
 impl Breaker {
@@ -132,6 +174,7 @@ impl Breaker {
             phase: Phase::Closed,
             consecutive_failures: 0,
             transitions: VecDeque::with_capacity(TRANSITIONS_KEPT),
+            transitions_total: TransitionCounts::default(),
         }
     }
 
@@ -244,10 +287,13 @@ impl Breaker {
     /// A view for the dashboard as of `now`, including a pending open → half-open change.
     pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
         let mut transitions: Vec<Transition> = self.transitions.iter().cloned().collect();
+        let mut transitions_total = self.transitions_total;
         let mut half_open_in = None;
         if let Phase::Open { opened_at } = self.phase {
             match self.half_open_at(opened_at) {
                 Some(at) if now >= at => {
+                    // Counted as if applied: the count stays the same when it really is.
+                    transitions_total.count(BreakerState::HalfOpen);
                     transitions.push(Self::half_open_transition(at));
                     if transitions.len() > TRANSITIONS_KEPT {
                         transitions.remove(0);
@@ -262,6 +308,7 @@ impl Breaker {
             consecutive_failures: self.consecutive_failures,
             half_open_in,
             transitions,
+            transitions_total,
         }
     }
 
@@ -308,6 +355,7 @@ impl Breaker {
     }
 
     fn record(&mut self, transition: Transition) {
+        self.transitions_total.count(transition.to);
         if self.transitions.len() == TRANSITIONS_KEPT {
             self.transitions.pop_front();
         }
@@ -634,6 +682,38 @@ mod tests {
         let transitions = breaker.snapshot(later).transitions;
         assert_eq!(transitions.len(), TRANSITIONS_KEPT);
         assert_eq!(transitions.last().unwrap().to, BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn transitions_are_counted_by_the_state_entered_beyond_the_kept_list() {
+        let t0 = Instant::now();
+        let mut breaker = Breaker::new(config(1, 1));
+        for round in 0..15u32 {
+            let now = t0 + RESET * round;
+            fail(&mut breaker, now, 1);
+            breaker.reset(now, "op");
+        }
+        let counts = breaker.snapshot(t0).transitions_total;
+        assert_eq!((counts.open, counts.closed, counts.half_open), (15, 15, 0));
+
+        // Open, then the timeout elapses: the pending change counts before it is applied,
+        // and applying it does not count it twice.
+        let opened_at = t0 + RESET * 20;
+        fail(&mut breaker, opened_at, 1);
+        let later = opened_at + RESET;
+        let pending = breaker.snapshot(later).transitions_total;
+        assert_eq!(pending.entered(BreakerState::Open), 16);
+        assert_eq!(pending.entered(BreakerState::HalfOpen), 1);
+        let probe = breaker.try_acquire(later).unwrap();
+        assert_eq!(breaker.snapshot(later).transitions_total, pending);
+        breaker.on_success(later, probe);
+        assert_eq!(
+            breaker
+                .snapshot(later)
+                .transitions_total
+                .entered(BreakerState::Closed),
+            16
+        );
     }
 
     #[test]

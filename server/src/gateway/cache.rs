@@ -109,6 +109,12 @@ impl ResultCache {
     /// Counts so far.
     pub async fn stats(&self) -> CacheStats {
         self.cache.run_pending_tasks().await;
+        self.stats_now()
+    }
+
+    /// Counts so far without running pending maintenance, for callers that cannot wait
+    /// (metrics scrapes): entries and evictions may lag until moka's next maintenance.
+    pub fn stats_now(&self) -> CacheStats {
         CacheStats {
             entries: self.cache.entry_count(),
             hits: self.counters.hits.load(Ordering::Relaxed),

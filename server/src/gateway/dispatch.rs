@@ -2,14 +2,20 @@
 //! likes and whose breaker admits, call it with a timeout, and on a retryable failure back
 //! off and try another instance, within the server's retry budget.
 
+use crate::access::audit_log::{args_digest, redacted_arguments};
+use crate::access::control::{AccessControl, Caller};
 use crate::gateway::balancer::Candidate;
+use crate::gateway::record::{CallRecord, CallRecorder, Outcome};
 use crate::gateway::retry::{FailureKind, backoff, is_retryable};
 use crate::registry::{
     CallOutcome, CallPermit, FleetEvent, Refusal, Registry, ServerEntry, split_tool_name,
 };
 use crate::upstream::{ProgressSink, UpstreamError};
+use app::wire::Decision;
 use rmcp::ErrorData;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Tool,
+};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,19 +24,62 @@ use tokio_util::sync::CancellationToken;
 /// How long listing a server's tools may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// JSON-RPC error code of a call a permission refuses (in the implementation-defined range).
+pub const PERMISSION_DENIED: ErrorCode = ErrorCode(-32003);
+/// JSON-RPC error code of a call over the assistant's rate limit ("429").
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
+
 /// The gateway's routing core, shared by every downstream session.
 pub struct Dispatcher {
     registry: Arc<Registry>,
+    access: Arc<AccessControl>,
+    recorder: CallRecorder,
+}
+
+/// What routing learned about a call, for its record.
+struct CallFacts {
+    outcome: Outcome,
+    instance: Option<String>,
+    attempts: u32,
+    cache_hit: bool,
+    error: Option<String>,
+}
+
+impl CallFacts {
+    /// Ends the call with `outcome` and, for failures, why.
+    fn end(&mut self, outcome: Outcome, error: Option<String>) {
+        self.outcome = outcome;
+        self.error = error;
+    }
 }
 
 impl Dispatcher {
-    /// A dispatcher over the fleet.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Dispatcher { registry }
+    /// A dispatcher over the fleet, checking calls with `access` and recording them.
+    pub fn new(
+        registry: Arc<Registry>,
+        access: Arc<AccessControl>,
+        recorder: CallRecorder,
+    ) -> Self {
+        Dispatcher {
+            registry,
+            access,
+            recorder,
+        }
+    }
+
+    /// The tools `caller` may call, as `<server>__<tool>`, refreshing stale catalogs first.
+    pub async fn list_tools(&self, caller: &Caller) -> Vec<Tool> {
+        let mut tools = self.all_tools().await;
+        tools.retain(|tool| {
+            split_tool_name(&tool.name).is_some_and(|(server, name)| {
+                self.access.decide(&caller.assistant, server, name).decision == Decision::Allow
+            })
+        });
+        tools
     }
 
     /// Every tool of the fleet as `<server>__<tool>`, refreshing stale catalogs first.
-    pub async fn list_tools(&self) -> Vec<Tool> {
+    pub async fn all_tools(&self) -> Vec<Tool> {
         let now = Instant::now();
         let mut tools = Vec::new();
         for server in self.registry.servers() {
@@ -74,31 +123,118 @@ impl Dispatcher {
         Err(last_error)
     }
 
-    /// Routes one call. Failures the caller should read come back as an isError result;
-    /// requests that cannot be routed at all are protocol errors.
+    /// Routes one call of `caller` and records it (audit log, metrics) before answering.
+    /// Failures the caller should read come back as an isError result; requests refused
+    /// before routing (unknown tool, denied, rate-limited) are protocol errors.
     pub async fn call_tool(
         &self,
-        assistant: &str,
+        caller: &Caller,
         params: CallToolRequestParams,
         progress: Option<ProgressSink>,
         cancel: CancellationToken,
     ) -> Result<CallToolResponse, ErrorData> {
+        let started = Instant::now();
+        let at_ms = crate::store::now_ms();
         let exposed = params.name.to_string();
-        let unknown = || ErrorData::invalid_params(format!("unknown tool {exposed:?}"), None);
-        let (server_name, tool_name) = split_tool_name(&exposed).ok_or_else(unknown)?;
-        let server = self.registry.server(server_name).ok_or_else(unknown)?;
+        let (server_name, tool_name) = split_tool_name(&exposed)
+            .map_or((String::new(), exposed.clone()), |(s, t)| {
+                (s.to_string(), t.to_string())
+            });
+        let args_digest = args_digest(params.arguments.as_ref());
+        let arguments = self
+            .registry
+            .server(&server_name)
+            .filter(|server| server.settings.audit.record_arguments)
+            .map(|server| {
+                redacted_arguments(params.arguments.as_ref(), &server.settings.audit.redact)
+            });
+        let mut facts = CallFacts {
+            outcome: Outcome::Ok,
+            instance: None,
+            attempts: 0,
+            cache_hit: false,
+            error: None,
+        };
+        let answer = self
+            .route(caller, &exposed, params, progress, &cancel, &mut facts)
+            .await;
+        self.recorder
+            .record(CallRecord {
+                at_ms,
+                assistant: caller.assistant.to_string(),
+                server: server_name,
+                tool: tool_name,
+                instance: facts.instance,
+                outcome: facts.outcome,
+                cache_hit: facts.cache_hit,
+                duration: started.elapsed(),
+                attempts: facts.attempts,
+                trace_id: None,
+                args_digest,
+                arguments,
+                error: facts.error,
+            })
+            .await;
+        answer
+    }
+
+    async fn route(
+        &self,
+        caller: &Caller,
+        exposed: &str,
+        params: CallToolRequestParams,
+        progress: Option<ProgressSink>,
+        cancel: &CancellationToken,
+        facts: &mut CallFacts,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let unknown = |facts: &mut CallFacts| {
+            let message = format!("unknown tool {exposed:?}");
+            facts.end(Outcome::Rejected, Some(message.clone()));
+            ErrorData::invalid_params(message, None)
+        };
+        let Some((server_name, tool_name)) = split_tool_name(exposed) else {
+            return Err(unknown(facts));
+        };
+        if let Err(retry_after) = self.access.check_rate(caller, server_name, tool_name) {
+            let message = format!(
+                "rate limit exceeded for assistant {}: retry in {:.1} s",
+                caller.assistant,
+                retry_after.as_secs_f64()
+            );
+            facts.end(Outcome::RateLimited, Some(message.clone()));
+            return Err(ErrorData::new(
+                RATE_LIMITED,
+                message,
+                Some(serde_json::json!({ "retry_after_ms": retry_after.as_millis() as u64 })),
+            ));
+        }
+        let Some(server) = self.registry.server(server_name) else {
+            return Err(unknown(facts));
+        };
+        let permission = self
+            .access
+            .decide(&caller.assistant, server_name, tool_name);
+        if permission.decision == Decision::Deny {
+            let message = format!(
+                "permission denied: assistant {} may not call {exposed} ({})",
+                caller.assistant, permission.source
+            );
+            facts.end(Outcome::Denied, Some(message.clone()));
+            return Err(ErrorData::new(PERMISSION_DENIED, message, None));
+        }
         // Every call resolves its tool in the catalog: a hit, or a miss that lists again.
         if server.catalog_stale(Instant::now()) {
             let _ = self.refresh_tools(&server).await;
         } else {
             server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let tool = server.tool(tool_name).ok_or_else(unknown)?;
+        let Some(tool) = server.tool(tool_name) else {
+            return Err(unknown(facts));
+        };
         if let Err(problem) = check_arguments(&tool, params.arguments.as_ref()) {
-            return Err(ErrorData::invalid_params(
-                format!("{exposed}: {problem}"),
-                None,
-            ));
+            let message = format!("{exposed}: {problem}");
+            facts.end(Outcome::Rejected, Some(message.clone()));
+            return Err(ErrorData::invalid_params(message, None));
         }
         let idempotent = tool
             .annotations
@@ -112,7 +248,8 @@ impl Dispatcher {
                 .get(tool_name, params.arguments.as_ref())
                 .await
         {
-            return Ok(CallToolResponse::Complete((*hit).clone()));
+            facts.cache_hit = true;
+            return Ok(answered(facts, CallToolResponse::Complete((*hit).clone())));
         }
         let mut upstream_params = params;
         upstream_params.name = tool_name.to_string().into();
@@ -121,15 +258,17 @@ impl Dispatcher {
         let mut tried: Vec<String> = Vec::new();
         let mut retry = 0u32;
         loop {
-            let permit = match self.admit(&server, assistant, &tried) {
+            let permit = match self.admit(&server, &caller.assistant, &tried) {
                 Ok(permit) => permit,
-                Err(why) => return Ok(gateway_error(format!("{exposed}: {why}"))),
+                Err(why) => return Ok(failed(facts, format!("{exposed}: {why}"))),
             };
             let instance = permit.instance().clone();
+            facts.attempts += 1;
+            facts.instance = Some(instance.id.clone());
             let timeout = server.timeout_for(tool_name, &instance);
             let answer = instance
                 .upstream
-                .call_tool(upstream_params.clone(), progress.clone(), &cancel, timeout)
+                .call_tool(upstream_params.clone(), progress.clone(), cancel, timeout)
                 .await;
             let failure = match answer {
                 Ok(response) => {
@@ -140,17 +279,19 @@ impl Dispatcher {
                             .put(tool_name, upstream_params.arguments.as_ref(), result)
                             .await;
                     }
-                    return Ok(response);
+                    return Ok(answered(facts, response));
                 }
                 Err(UpstreamError::Rpc(error))
                     if error.code != rmcp::model::ErrorCode::INTERNAL_ERROR =>
                 {
                     // The instance answered: it works, the request was refused.
                     self.settle(permit, CallOutcome::Answered);
+                    facts.end(Outcome::Rejected, Some(error.message.to_string()));
                     return Err(error);
                 }
                 Err(UpstreamError::Cancelled) => {
                     self.settle(permit, CallOutcome::Abandoned);
+                    facts.end(Outcome::Cancelled, None);
                     return Err(ErrorData::internal_error("the call was cancelled", None));
                 }
                 Err(error) => error,
@@ -172,14 +313,15 @@ impl Dispatcher {
                 && !cancel.is_cancelled()
                 && server.retry_budget.try_withdraw(Instant::now());
             if !retry_allowed {
-                return Ok(gateway_error(format!(
-                    "{exposed} failed on {}: {cause}",
-                    instance.id
-                )));
+                return Ok(failed(
+                    facts,
+                    format!("{exposed} failed on {}: {cause}", instance.id),
+                ));
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff(&policy, retry, fastrand::f64())) => {}
                 () = cancel.cancelled() => {
+                    facts.end(Outcome::Cancelled, None);
                     return Err(ErrorData::internal_error("the call was cancelled", None));
                 }
             }
@@ -289,8 +431,24 @@ fn no_instance_reason(server: &ServerEntry, refused: &[(String, Refusal)], now: 
 }
 
 /// A failure the assistant should read (MCP clients hide protocol errors' messages).
-fn gateway_error(message: String) -> CallToolResponse {
+fn failed(facts: &mut CallFacts, message: String) -> CallToolResponse {
+    facts.end(Outcome::Failed, Some(message.clone()));
     CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(message)]))
+}
+
+/// An answer of the tool: a result, or the tool's own error (`isError`).
+fn answered(facts: &mut CallFacts, response: CallToolResponse) -> CallToolResponse {
+    match &response {
+        CallToolResponse::Complete(result) if result.is_error == Some(true) => {
+            let text = result
+                .content
+                .iter()
+                .find_map(|c| c.as_text().map(|t| t.text.clone()));
+            facts.end(Outcome::ToolError, text);
+        }
+        _ => facts.end(Outcome::Ok, None),
+    }
+    response
 }
 
 /// Checks the arguments against the tool's input schema: an object, required properties

@@ -1,6 +1,8 @@
 //! `/mcp`: the gateway as an MCP server over streamable HTTP. Assistants authenticate with
-//! `Authorization: Bearer <key>`; every request then carries the assistant's identity.
+//! `Authorization: Bearer <key>` (keys live in the store as digests, see `access`); every
+//! request then carries the calling assistant.
 
+use crate::access::control::{AccessControl, Caller};
 use crate::gateway::dispatch::Dispatcher;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -15,47 +17,12 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The assistant behind a request, set by [`authenticate`].
-#[derive(Clone, Debug)]
-pub struct Assistant {
-    /// Its name.
-    pub name: String,
-}
-
-/// Bearer keys and the assistants they belong to.
-#[derive(Clone, Debug, Default)]
-pub struct AssistantKeys(Arc<HashMap<String, String>>);
-
-impl AssistantKeys {
-    /// From (name, key) pairs.
-    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        AssistantKeys(Arc::new(
-            pairs.into_iter().map(|(name, key)| (key, name)).collect(),
-        ))
-    }
-
-    /// The assistant holding `key`, compared in constant time per key.
-    fn find(&self, key: &str) -> Option<&str> {
-        let mut found = None;
-        for (candidate, name) in self.0.iter() {
-            if constant_time_eq(candidate.as_bytes(), key.as_bytes()) {
-                found = Some(name.as_str());
-            }
-        }
-        found
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Refuses a request without a valid bearer key (401), and records the assistant otherwise.
+/// Refuses a request without a valid, unrevoked bearer key (401), and records the calling
+/// assistant otherwise.
 pub async fn authenticate(
-    State(keys): State<AssistantKeys>,
+    State(access): State<Arc<AccessControl>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -65,9 +32,9 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(name) = presented.and_then(|key| keys.find(key)) else {
+    let Some(caller) = presented.and_then(|key| access.authenticate(key)) else {
         let message = if presented.is_some() {
-            "invalid API key"
+            "invalid or revoked API key"
         } else {
             "missing Authorization: Bearer <API key>"
         };
@@ -82,9 +49,7 @@ pub async fn authenticate(
         )
             .into_response();
     };
-    request.extensions_mut().insert(Assistant {
-        name: name.to_string(),
-    });
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
@@ -94,12 +59,16 @@ pub struct GatewayService {
     dispatcher: Arc<Dispatcher>,
 }
 
-fn assistant_of(context: &RequestContext<RoleServer>) -> String {
+/// The authenticated assistant of a request (always set by [`authenticate`]).
+fn caller_of(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
     context
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Assistant>())
-        .map_or_else(|| "anonymous".to_string(), |a| a.name.clone())
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .ok_or_else(|| {
+            ErrorData::internal_error("request without an authenticated assistant", None)
+        })
 }
 
 impl ServerHandler for GatewayService {
@@ -119,10 +88,11 @@ impl ServerHandler for GatewayService {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller_of(&context)?;
         Ok(ListToolsResult::with_all_items(
-            self.dispatcher.list_tools().await,
+            self.dispatcher.list_tools(&caller).await,
         ))
     }
 
@@ -131,7 +101,7 @@ impl ServerHandler for GatewayService {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let assistant = assistant_of(&context);
+        let caller = caller_of(&context)?;
         let progress = context.meta.get_progress_token().map(|token| {
             let peer = context.peer.clone();
             let sink: crate::upstream::ProgressSink =
@@ -146,7 +116,7 @@ impl ServerHandler for GatewayService {
             sink
         });
         self.dispatcher
-            .call_tool(&assistant, request, progress, context.ct.clone())
+            .call_tool(&caller, request, progress, context.ct.clone())
             .await
     }
 }
@@ -165,7 +135,7 @@ pub struct EndpointSettings {
 /// The `/mcp` router: bearer authentication in front of the rmcp streamable HTTP service.
 pub fn router(
     dispatcher: Arc<Dispatcher>,
-    keys: AssistantKeys,
+    access: Arc<AccessControl>,
     settings: EndpointSettings,
 ) -> Router {
     let mut config = StreamableHttpServerConfig::default();
@@ -188,18 +158,5 @@ pub fn router(
     );
     Router::new()
         .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(keys, authenticate))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_find_their_assistant_and_nothing_else() {
-        let keys = AssistantKeys::new([("claude".to_string(), "k-0123456789abcdef".to_string())]);
-        assert_eq!(keys.find("k-0123456789abcdef"), Some("claude"));
-        assert_eq!(keys.find("k-0123456789abcdeF"), None);
-        assert_eq!(keys.find(""), None);
-    }
+        .layer(axum::middleware::from_fn_with_state(access, authenticate))
 }

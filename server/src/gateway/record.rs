@@ -1,6 +1,9 @@
 //! What the gateway remembers of one tool call: the record the audit log stores and
 //! telemetry counts. Built on the hot path, consumed off it.
 
+use crate::access::audit_log::AuditLog;
+use crate::telemetry::metrics::Metrics;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a tool call ended, as the audit log and the metrics name it.
@@ -77,4 +80,25 @@ pub struct CallRecord {
     pub arguments: Option<String>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+}
+
+/// Where call records go: the metrics (counted at once) and the audit log (batched to the
+/// store). Cheap to clone.
+#[derive(Clone)]
+pub struct CallRecorder {
+    audit: AuditLog,
+    metrics: Arc<Metrics>,
+}
+
+impl CallRecorder {
+    /// A recorder counting in `metrics` and writing to `audit`.
+    pub fn new(audit: AuditLog, metrics: Arc<Metrics>) -> Self {
+        CallRecorder { audit, metrics }
+    }
+
+    /// Records one call; returns once the audit log holds it (queued, never dropped).
+    pub async fn record(&self, record: CallRecord) {
+        self.metrics.observe(&record);
+        self.audit.enqueue(record).await;
+    }
 }

@@ -19,6 +19,13 @@ pub enum AdminState {
 }
 
 impl AdminState {
+    /// Every state, for metrics that show each one.
+    pub const ALL: [AdminState; 3] = [
+        AdminState::Active,
+        AdminState::Draining,
+        AdminState::Drained,
+    ];
+
     /// The state of a stored name.
     pub fn parse(name: &str) -> Option<AdminState> {
         match name {
@@ -53,6 +60,14 @@ pub enum Health {
 }
 
 impl Health {
+    /// Every health, for metrics that show each one.
+    pub const ALL: [Health; 4] = [
+        Health::Unknown,
+        Health::Healthy,
+        Health::Degraded,
+        Health::Unhealthy,
+    ];
+
     /// The health's name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -5,7 +5,7 @@ pub mod instance;
 
 pub use instance::{AdminState, CallOutcome, CallPermit, Instance, Refusal};
 
-use crate::config::fleet::{FleetFile, ServerSpec};
+use crate::config::fleet::{AuditSpec, FleetFile, ServerSpec};
 use crate::gateway::balancer::Balancer;
 use crate::gateway::breaker::BreakerConfig;
 use crate::gateway::cache::ResultCache;
@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub max_cached_results: u64,
     /// Reuse HTTP connections to instances.
     pub keep_alive: bool,
+    /// What the audit log keeps of this server's calls' arguments.
+    pub audit: AuditSpec,
 }
 
 /// The tools a server offers, as last listed.
@@ -410,6 +412,7 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
             cacheable: spec.cache.cacheable.iter().cloned().collect(),
             max_cached_results: spec.cache.max_entries,
             keep_alive: spec.keep_alive,
+            audit: spec.audit.clone(),
         },
         instances: RwLock::new(instances),
         catalog: RwLock::new(ToolCatalog::default()),

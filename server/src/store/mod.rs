@@ -6,14 +6,19 @@
 //! is one more `Db` variant with its own migrations, not a change to any caller.
 
 mod admin_audit;
+pub(crate) mod assistants;
 mod fleet_state;
+
+pub use assistants::{AccessRecords, AssistantRecord, DeclaredAssistant};
 
 pub use admin_audit::AdminAction;
 pub use fleet_state::FleetInstanceRecord;
 mod sessions;
+mod tool_calls;
 mod users;
 
 pub use sessions::SessionBackend;
+pub use tool_calls::{AuditCursor, AuditQueryError, MAX_CHUNK};
 pub use users::{RoleChange, UserRecord};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -58,6 +63,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// An audit query's filters or page are invalid (the caller's mistake, not the store's).
+    #[error("{0}")]
+    InvalidQuery(#[from] AuditQueryError),
 }
 
 /// Which database backs the store.

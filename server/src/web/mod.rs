@@ -1,10 +1,12 @@
 //! The HTTP surface: the Leptos dashboard (pages and server functions), sessions, CSRF and
-//! login gates, and health endpoints.
+//! login gates, health endpoints and metrics.
 
+mod audit_export;
 mod csrf;
 mod events;
 mod health;
 mod login_gate;
+mod metrics;
 
 pub use csrf::AllowedOrigins;
 
@@ -34,6 +36,10 @@ pub struct AppState {
     pub registry: std::sync::Arc<crate::registry::Registry>,
     /// Cancelled at shutdown: live streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The gateway's metrics, served at `/metrics`.
+    pub metrics: std::sync::Arc<crate::telemetry::metrics::Metrics>,
+    /// The audit log's queue depth, read at each scrape.
+    pub audit_queue_depth: crate::telemetry::metrics::AuditQueueDepth,
 }
 
 /// Cookie and origin settings of the dashboard.
@@ -65,6 +71,7 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
     Router::new()
         .merge(health::routes())
         .route("/api/events", axum::routing::get(events::stream))
+        .route("/api/audit.csv", axum::routing::get(audit_export::export))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -84,5 +91,7 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
             settings.allowed_origins,
             csrf::refuse_foreign_origin,
         ))
+        // Merged after the layers: scrapers neither log in nor get a session.
+        .merge(metrics::routes())
         .with_state(state)
 }
