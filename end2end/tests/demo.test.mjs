@@ -26,7 +26,7 @@ const number = async (page, testId) => Number((await page.textContent(`[data-tes
 
 test("drain an instance from the Fleet page while the demo traffic keeps succeeding", async () => {
   assert.ok(existsSync(join(server.dataDir, "demo-key")), "the demo wrote its assistant key");
-  assert.match(readFileSync(join(server.dataDir, "demo-key"), "utf8"), /^fd_\w{40}\n$/);
+  assert.match(readFileSync(join(server.dataDir, "demo-key"), "utf8"), /^fdk_[A-Za-z0-9]{40}\n$/);
 
   const page = await (await browser.newContext()).newPage();
   const errors = watchErrors(page);
