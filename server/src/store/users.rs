@@ -180,6 +180,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {
+                // Roll back now: a transaction merely dropped is rolled back later, when its
+                // connection is next used, and meanwhile holds the write lock that makes the
+                // next writer fail with "database is locked".
+                tx.rollback().await?;
                 return Err(StoreError::Conflict(format!(
                     "{username} is the last admin: make another user admin first"
                 )));
