@@ -359,17 +359,48 @@ impl Store {
         &self,
         query: &AuditQuery,
     ) -> Result<(Vec<ToolCallEntry>, u64), StoreError> {
-        let mut filter = call_filter(query)?;
+        let (rows, total) = self
+            .page::<CallRow>("tool_calls", CALL_COLUMNS, call_filter(query)?, query)
+            .await?;
+        Ok((rows.into_iter().map(ToolCallEntry::from).collect(), total))
+    }
+
+    /// Admin actions matching who (the actor, exact) and the time range, newest first, with
+    /// the total count.
+    pub async fn admin_audit_page(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<(Vec<AdminActionEntry>, u64), StoreError> {
+        let (rows, total) = self
+            .page::<AdminRow>("admin_audit", ADMIN_COLUMNS, admin_filter(query)?, query)
+            .await?;
+        Ok((
+            rows.into_iter().map(AdminActionEntry::from).collect(),
+            total,
+        ))
+    }
+
+    /// One page of `table`'s rows matching `filter`, newest first, with the total count.
+    async fn page<R>(
+        &self,
+        table: &str,
+        columns: &str,
+        mut filter: Filter,
+        query: &AuditQuery,
+    ) -> Result<(Vec<R>, u64), StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
         let (limit, offset) = page_bounds(query)?;
-        let count_sql = format!("SELECT COUNT(*) FROM tool_calls{}", filter.where_sql());
+        let count_sql = format!("SELECT COUNT(*) FROM {table}{}", filter.where_sql());
         let counted = filter.params.len();
         let limit_p = filter.param(Param::Int(limit));
         let offset_p = filter.param(Param::Int(offset));
         let page_sql = format!(
-            "SELECT {CALL_COLUMNS} FROM tool_calls{}{NEWEST_FIRST} LIMIT {limit_p} OFFSET {offset_p}",
+            "SELECT {columns} FROM {table}{}{NEWEST_FIRST} LIMIT {limit_p} OFFSET {offset_p}",
             filter.where_sql()
         );
-        let (rows, total): (Vec<CallRow>, i64) = on_pool!(self, |pool| {
+        let (rows, total): (Vec<R>, i64) = on_pool!(self, |pool| {
             // One read transaction: the total and the page see the same rows.
             let mut tx = pool.begin().await?;
             let total: i64 =
@@ -382,44 +413,7 @@ impl Store {
             tx.commit().await?;
             Ok::<_, StoreError>((rows, total))
         })?;
-        Ok((
-            rows.into_iter().map(ToolCallEntry::from).collect(),
-            u64::try_from(total).unwrap_or_default(),
-        ))
-    }
-
-    /// Admin actions matching who (the actor, exact) and the time range, newest first, with
-    /// the total count.
-    pub async fn admin_audit_page(
-        &self,
-        query: &AuditQuery,
-    ) -> Result<(Vec<AdminActionEntry>, u64), StoreError> {
-        let mut filter = admin_filter(query)?;
-        let (limit, offset) = page_bounds(query)?;
-        let count_sql = format!("SELECT COUNT(*) FROM admin_audit{}", filter.where_sql());
-        let counted = filter.params.len();
-        let limit_p = filter.param(Param::Int(limit));
-        let offset_p = filter.param(Param::Int(offset));
-        let page_sql = format!(
-            "SELECT {ADMIN_COLUMNS} FROM admin_audit{}{NEWEST_FIRST} LIMIT {limit_p} OFFSET {offset_p}",
-            filter.where_sql()
-        );
-        let (rows, total): (Vec<AdminRow>, i64) = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let total: i64 =
-                bind_params!(sqlx::query_scalar(&count_sql), &filter.params[..counted])
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let rows = bind_params!(sqlx::query_as(&page_sql), &filter.params)
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>((rows, total))
-        })?;
-        Ok((
-            rows.into_iter().map(AdminActionEntry::from).collect(),
-            u64::try_from(total).unwrap_or_default(),
-        ))
+        Ok((rows, u64::try_from(total).unwrap_or_default()))
     }
 
     /// How many rows of the query's trail (its `kind`) match its filters; the page fields
