@@ -7,7 +7,7 @@
 use crate::error::AppError;
 use crate::wire::{
     AdminActionEntry, AssistantView, AuditPage, AuditQuery, BreakerTransitionView, CacheView,
-    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, PermissionMatrix, Role,
+    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, OverviewView, PermissionMatrix, Role,
     SessionUser, SystemStatus, Tier, ToolView, TraceQuery, TraceSummary, TraceView, UserSummary,
 };
 use std::net::IpAddr;
@@ -61,6 +61,9 @@ pub trait ControlPlane: Send + Sync + 'static {
 
     /// Every server and its instances as they stand now.
     async fn fleet(&self) -> Result<FleetView, AppError>;
+
+    /// The fleet at a glance: health, breakers, rates over the last minutes, advice.
+    async fn overview(&self) -> Result<OverviewView, AppError>;
 
     /// Recent breaker transitions of every instance, newest first.
     async fn breaker_transitions(&self) -> Result<Vec<BreakerTransitionView>, AppError>;

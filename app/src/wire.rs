@@ -135,6 +135,8 @@ pub struct FleetView {
     pub servers: Vec<ServerView>,
     /// Server time of this reading (Unix ms).
     pub now_ms: i64,
+    /// Recent capacity advice, newest first.
+    pub advice: Vec<FleetEventView>,
 }
 
 /// One MCP server of the fleet with its routing strategy and instances.
@@ -189,6 +191,104 @@ pub struct InstanceView {
     pub runtime: bool,
     /// Calls per second over the last seconds.
     pub calls_per_s: f64,
+    /// Why it has its health, e.g. "3 probes failed in a row: connection refused".
+    pub health_reason: String,
+    /// Smoothed round trip of the active probes (ms), once probed.
+    pub probe_ms: Option<f64>,
+    /// Share of failed probes and calls over the last minute, once there are enough.
+    pub error_rate: Option<f64>,
+    /// Utilisation now: the busiest of slots, scraped CPU and memory (1.0 = at the limit).
+    pub utilisation: f64,
+    /// Scraped load signals, if the instance has a `metrics_url` that answers.
+    pub scraped: Option<ScrapedLoad>,
+    /// Why the last scrape failed, if it did.
+    pub scrape_error: Option<String>,
+}
+
+/// What the prober read from an instance's own Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScrapedLoad {
+    /// CPU cores busy.
+    pub cpu_cores: Option<f64>,
+    /// Resident memory in bytes.
+    pub resident_bytes: Option<f64>,
+    /// Calls the instance reports serving (all clients).
+    pub in_flight: Option<f64>,
+    /// Seconds since the scrape.
+    pub age_s: u64,
+}
+
+/// Something that happened to the fleet: a health change or capacity advice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetEventView {
+    /// Row id.
+    pub id: i64,
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// `health`, `scale_up` or `scale_down`.
+    pub kind: String,
+    /// The server.
+    pub server: String,
+    /// The instance, for health changes.
+    pub instance: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// The evidence, as indented JSON.
+    pub evidence: String,
+}
+
+/// One server at a glance, over the Overview's window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerGlance {
+    /// The server.
+    pub name: String,
+    /// Instances in the fleet.
+    pub instances: u32,
+    /// Of those, taking calls (active and not unhealthy).
+    pub taking_calls: u32,
+    /// Of those, degraded.
+    pub degraded: u32,
+    /// Open breakers.
+    pub open_breakers: u32,
+    /// Calls over the window.
+    pub calls: u64,
+    /// Errors per call over the window.
+    pub error_rate: Option<f64>,
+    /// The highest per-minute p99 over the window (ms).
+    pub p99_ms: Option<f64>,
+    /// Cache hits per cacheable call over the window.
+    pub hit_rate: Option<f64>,
+    /// Mean utilisation of the instances taking calls, now.
+    pub utilisation: Option<f64>,
+}
+
+/// The Overview: the fleet at a glance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverviewView {
+    /// Minutes the rates cover.
+    pub window_minutes: u32,
+    /// Instances by observed health, e.g. `("healthy", 7)`, every health listed.
+    pub by_health: Vec<(String, u32)>,
+    /// Instances by admin state, every state listed.
+    pub by_admin: Vec<(String, u32)>,
+    /// Open breakers in the fleet.
+    pub open_breakers: u32,
+    /// Half-open breakers in the fleet.
+    pub half_open_breakers: u32,
+    /// Calls per second over the window.
+    pub calls_per_s: f64,
+    /// Errors per call over the window.
+    pub error_rate: Option<f64>,
+    /// The highest per-minute p99 over the window (ms).
+    pub p99_ms: Option<f64>,
+    /// Cache hits per cacheable call over the window.
+    pub hit_rate: Option<f64>,
+    /// Every server.
+    pub servers: Vec<ServerGlance>,
+    /// Recent capacity advice, newest first.
+    pub advice: Vec<FleetEventView>,
+    /// Recent health changes and advice, newest first.
+    pub events: Vec<FleetEventView>,
 }
 
 /// One recorded breaker state change of an instance.

@@ -7,13 +7,15 @@ use crate::gateway::breaker::Transition;
 use crate::gateway::record::Outcome;
 use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
 use crate::store::{AdminAction, FleetInstanceRecord, Store, StoreError, UserRecord};
+use crate::telemetry::series::SeriesBook;
+use crate::telemetry::{overview, sampler};
 use crate::upstream::Endpoint;
 use app::control::ControlPlane;
 use app::error::AppError;
 use app::wire::{
     AdminActionEntry, ApiKeyView, AssistantView, AuditKind, AuditPage, AuditQuery,
     BreakerTransitionView, CacheView, Decision, FleetView, InstanceView, IssuedKey, IssuedPassword,
-    PermissionMatrix, Role, ServerPermissions, ServerView, SessionUser, SystemStatus, Tier,
+    OverviewView, PermissionMatrix, ScrapedLoad, Role, ServerPermissions, ServerView, SessionUser, SystemStatus, Tier,
     ToolPermissions, ToolView, TraceQuery, TraceSummary, TraceView, UserSummary,
 };
 use std::net::IpAddr;
@@ -30,6 +32,8 @@ pub struct FleetControl {
     throttle: Arc<LoginThrottle>,
     /// Assistants, keys, permissions (shared with the gateway).
     access: Arc<AccessControl>,
+    /// The per-minute series still in memory (the store has the rest).
+    series: Arc<SeriesBook>,
     started: Instant,
 }
 
@@ -47,8 +51,15 @@ impl FleetControl {
             registry,
             throttle,
             access,
+            series: Arc::new(SeriesBook::new()),
             started: Instant::now(),
         }
+    }
+
+    /// Reads the gateway's per-minute series (without it, only stored minutes are seen).
+    pub fn with_series(mut self, series: Arc<SeriesBook>) -> Self {
+        self.series = series;
+        self
     }
 }
 
@@ -120,9 +131,10 @@ enum Persist {
 }
 
 /// An instance as the dashboard shows it, as of `now`.
-fn instance_view(instance: &Instance, now: Instant) -> InstanceView {
+fn instance_view(server: &ServerEntry, instance: &Instance, now: Instant) -> InstanceView {
     let breaker = instance.breaker_snapshot(now);
     let last_error = instance.last_error();
+    let (_, health_reason, probe_ms, error_rate) = instance.health_detail(now);
     InstanceView {
         id: instance.id.clone(),
         server: instance.server.clone(),
@@ -148,6 +160,17 @@ fn instance_view(instance: &Instance, now: Instant) -> InstanceView {
         last_error: last_error.map(|(_, cause)| cause),
         runtime: instance.runtime,
         calls_per_s: instance.counters.rate.per_second(now),
+        health_reason,
+        probe_ms,
+        error_rate,
+        utilisation: sampler::instance_utilisation(server, instance, now),
+        scraped: instance.load_signals(now).map(|s| ScrapedLoad {
+            cpu_cores: s.cpu_cores,
+            resident_bytes: s.resident_bytes,
+            in_flight: s.in_flight,
+            age_s: now.saturating_duration_since(s.at).as_secs(),
+        }),
+        scrape_error: instance.scrape_error(),
     }
 }
 
@@ -387,14 +410,26 @@ impl ControlPlane for FleetControl {
                 instances: server
                     .instances()
                     .iter()
-                    .map(|instance| instance_view(instance, now))
+                    .map(|instance| instance_view(&server, instance, now))
                     .collect(),
             })
             .collect();
+        let advice = self
+            .store
+            .fleet_events(true, 8)
+            .await
+            .map_err(store_failure)?;
         Ok(FleetView {
             servers,
             now_ms: crate::store::now_ms(),
+            advice: advice.into_iter().map(overview::event_view).collect(),
         })
+    }
+
+    async fn overview(&self) -> Result<OverviewView, AppError> {
+        overview::overview(&self.registry, &self.store, &self.series)
+            .await
+            .map_err(store_failure)
     }
 
     async fn breaker_transitions(&self) -> Result<Vec<BreakerTransitionView>, AppError> {
@@ -423,7 +458,7 @@ impl ControlPlane for FleetControl {
         actor: &SessionUser,
         id: &str,
     ) -> Result<InstanceView, AppError> {
-        let (_, instance) = self.find_instance(id)?;
+        let (server, instance) = self.find_instance(id)?;
         let (before, after) = instance.drain();
         if before != after {
             self.changed(
@@ -437,7 +472,7 @@ impl ControlPlane for FleetControl {
         } else {
             tracing::debug!(actor = %actor.username, instance = id, state = before.as_str(), "drain: nothing to do");
         }
-        Ok(instance_view(&instance, Instant::now()))
+        Ok(instance_view(&server, &instance, Instant::now()))
     }
 
     async fn undrain_instance(
@@ -445,7 +480,7 @@ impl ControlPlane for FleetControl {
         actor: &SessionUser,
         id: &str,
     ) -> Result<InstanceView, AppError> {
-        let (_, instance) = self.find_instance(id)?;
+        let (server, instance) = self.find_instance(id)?;
         let (before, after) = instance.undrain();
         if before != after {
             self.changed(
@@ -459,11 +494,11 @@ impl ControlPlane for FleetControl {
         } else {
             tracing::debug!(actor = %actor.username, instance = id, state = before.as_str(), "undrain: nothing to do");
         }
-        Ok(instance_view(&instance, Instant::now()))
+        Ok(instance_view(&server, &instance, Instant::now()))
     }
 
     async fn reset_breaker(&self, actor: &SessionUser, id: &str) -> Result<InstanceView, AppError> {
-        let (_, instance) = self.find_instance(id)?;
+        let (server, instance) = self.find_instance(id)?;
         let now = Instant::now();
         let failures = instance.breaker_snapshot(now).consecutive_failures;
         let before = instance.reset_breaker(now, &actor.username);
@@ -478,7 +513,7 @@ impl ControlPlane for FleetControl {
             Persist::AuditOnly,
         )
         .await?;
-        Ok(instance_view(&instance, Instant::now()))
+        Ok(instance_view(&server, &instance, Instant::now()))
     }
 
     async fn add_instance(
@@ -532,7 +567,8 @@ impl ControlPlane for FleetControl {
             )
             .map_err(AppError::Conflict)?;
         tracing::info!(actor = %actor.username, server, instance = id, url, "instance added");
-        Ok(instance_view(&instance, Instant::now()))
+        let (entry, _) = self.find_instance(id)?;
+        Ok(instance_view(&entry, &instance, Instant::now()))
     }
 
     async fn remove_instance(&self, actor: &SessionUser, id: &str) -> Result<(), AppError> {

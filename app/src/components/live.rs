@@ -23,6 +23,21 @@ pub fn use_live_refresh(poll: Duration) -> ReadSignal<u64> {
     version
 }
 
+/// A counter that moves every `every`, in the browser only (0 on the server): for content
+/// that changes slowly, like charts of per-minute series.
+pub fn use_poll(every: Duration) -> ReadSignal<u64> {
+    let (version, set_version) = signal(0u64);
+    Effect::new(move |_| {
+        let timer = set_interval_with_handle(move || set_version.update(|v| *v += 1), every).ok();
+        on_cleanup(move || {
+            if let Some(timer) = timer {
+                timer.clear();
+            }
+        });
+    });
+    version
+}
+
 /// Opens the event stream; the browser's `EventSource` reconnects by itself after a drop.
 #[cfg(feature = "hydrate")]
 fn subscribe(set_version: WriteSignal<u64>) {

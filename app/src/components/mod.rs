@@ -1,5 +1,6 @@
 //! Pieces shared by several pages.
 
+pub mod chart;
 pub mod confirm;
 pub mod layout;
 pub mod live;

@@ -1,6 +1,7 @@
 //! Caches: every server's tool-list and result caches with their hit rates; operators
 //! invalidate one tool, one server or everything.
 
+use crate::components::chart::Chart;
 use crate::components::live::use_live_refresh;
 use crate::components::notice::ErrorNotice;
 use crate::error::AppError;
@@ -48,6 +49,7 @@ pub fn CachesPage() -> impl IntoView {
     );
     let me = current_user_resource();
     let operator = Resource::new(|| (), move |_| may(me, crate::wire::Role::Operator));
+    let chart_tick = crate::components::live::use_poll(Duration::from_secs(15));
 
     view! {
         <Title text="Caches" />
@@ -75,11 +77,36 @@ pub fn CachesPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let operator = operator.await;
                 match caches.await {
-                    Ok(caches) => view! { <CachesTable caches operator invalidate /> }.into_any(),
+                    Ok(caches) => {
+                        let mut servers: Vec<String> = caches
+                            .iter()
+                            .filter(|c| c.kind == "results" && !c.cacheable.is_empty())
+                            .map(|c| c.server.clone())
+                            .collect();
+                        servers.dedup();
+                        view! {
+                            <CachesTable caches operator invalidate />
+                            <details class="server-charts" data-testid="server-hit-rates">
+                                <summary>"Hit rate per server, last hour"</summary>
+                                <div class="charts">
+                                    {servers
+                                        .into_iter()
+                                        .map(|server| view! {
+                                            <Chart kind="hit-rate" alt=format!("{server}: cache hit rate") server=server tick=chart_tick />
+                                        })
+                                        .collect_view()}
+                                </div>
+                            </details>
+                        }
+                            .into_any()
+                    }
                     Err(error) => view! { <ErrorNotice error /> }.into_any(),
                 }
             })}
         </Transition>
+        <section class="charts" data-testid="cache-charts">
+            <Chart kind="hit-rate" alt="Fleet cache hit rate, last hour".to_string() tick=chart_tick />
+        </section>
     }
 }
 

@@ -8,7 +8,10 @@
 use crate::components::layout::CurrentUser;
 use crate::error::AppError;
 use crate::pages::instances::{AddInstance, InstancesAdmin, RemoveInstance};
-use crate::wire::{FleetView, InstanceView, Role, ServerView, format_duration_s};
+use crate::components::chart::Chart;
+use crate::wire::{
+    FleetView, InstanceView, Role, ServerView, format_duration_s, format_timestamp_utc,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use std::time::Duration;
@@ -356,6 +359,29 @@ pub(crate) fn format_half_open_in(instance: &InstanceView) -> String {
     }
 }
 
+/// How often the server charts are redrawn.
+const CHART_REFRESH: Duration = Duration::from_secs(15);
+
+/// The Load cell: utilisation, then what the instance's own metrics say (or why they could
+/// not be read).
+fn load_lines(instance: &InstanceView) -> Vec<String> {
+    let mut lines = vec![format!("{:.0}% used", instance.utilisation * 100.0)];
+    if let Some(scraped) = &instance.scraped {
+        if let Some(cores) = scraped.cpu_cores {
+            lines.push(format!("cpu {cores:.2} cores"));
+        }
+        if let Some(bytes) = scraped.resident_bytes {
+            lines.push(format!("mem {:.0} MiB", bytes / (1024.0 * 1024.0)));
+        }
+        if let Some(n) = scraped.in_flight {
+            lines.push(format!("reports {n:.0} in flight"));
+        }
+    } else if let Some(error) = &instance.scrape_error {
+        lines.push(format!("scrape failed: {error}"));
+    }
+    lines
+}
+
 /// Servers with their instances; refreshed every second.
 #[component]
 pub fn FleetPage() -> impl IntoView {
@@ -376,6 +402,7 @@ pub fn FleetPage() -> impl IntoView {
         |_| get_fleet(),
     );
     let me = current_user_resource();
+    let chart_tick = crate::components::live::use_poll(CHART_REFRESH);
 
     view! {
         <Title text="Fleet" />
@@ -393,11 +420,31 @@ pub fn FleetPage() -> impl IntoView {
                     Ok(fleet) => {
                         let admin = may(me, Role::Admin).await;
                         let admin_view = admin.then(|| view! { <InstancesAdmin fleet=fleet.clone() add remove /> });
+                        let advice = (!fleet.advice.is_empty()).then(|| {
+                            view! {
+                                <section class="card advice" data-testid="fleet-advice">
+                                    <h2>"Capacity advice"</h2>
+                                    <ul class="events">
+                                        {fleet
+                                            .advice
+                                            .iter()
+                                            .map(|e| view! {
+                                                <li data-kind=e.kind.clone()>
+                                                    <span class="muted">{format_timestamp_utc(e.at_ms)}</span>
+                                                    " " {e.message.clone()}
+                                                </li>
+                                            })
+                                            .collect_view()}
+                                    </ul>
+                                </section>
+                            }
+                        });
                         view! {
+                            {advice}
                             {fleet
                                 .servers
                                 .into_iter()
-                                .map(|server| view! { <ServerCard server commands operator /> })
+                                .map(|server| view! { <ServerCard server commands operator chart_tick /> })
                                 .collect_view()}
                             {admin_view}
                         }
@@ -414,7 +461,13 @@ pub fn FleetPage() -> impl IntoView {
 
 /// One server: its settings and the table of its instances.
 #[component]
-fn ServerCard(server: ServerView, commands: Commands, operator: bool) -> impl IntoView {
+fn ServerCard(
+    server: ServerView,
+    commands: Commands,
+    operator: bool,
+    chart_tick: ReadSignal<u64>,
+) -> impl IntoView {
+    let name = server.name.clone();
     let summary = [
         server.domain.map(|domain| format!("domain {domain}")),
         Some(format!("strategy {}", server.strategy)),
@@ -428,8 +481,9 @@ fn ServerCard(server: ServerView, commands: Commands, operator: bool) -> impl In
     .collect::<Vec<_>>()
     .join(" · ");
     let test_id = format!("server-{}", server.name);
+    let anchor = format!("server-{}", server.name);
     view! {
-        <section class="card server" data-testid=test_id>
+        <section class="card server" data-testid=test_id id=anchor>
             <div class="server-head">
                 <h2 class="server-name">{server.name}</h2>
                 <span class="muted">{summary}</span>
@@ -448,6 +502,7 @@ fn ServerCard(server: ServerView, commands: Commands, operator: bool) -> impl In
                         <th class="num">"Failures"</th>
                         <th class="num">"p50"</th>
                         <th class="num">"p99"</th>
+                        <th>"Load"</th>
                         <th>"Last error"</th>
                         {operator.then(|| view! { <th>"Actions"</th> })}
                     </tr>
@@ -461,6 +516,14 @@ fn ServerCard(server: ServerView, commands: Commands, operator: bool) -> impl In
                 </tbody>
             </table>
             </div>
+            <details class="server-charts">
+                <summary>"Charts, last hour"</summary>
+                <div class="charts">
+                    <Chart kind="latency" alt=format!("{name}: latency percentiles") server=name.clone() tick=chart_tick />
+                    <Chart kind="calls" alt=format!("{name}: calls and errors") server=name.clone() tick=chart_tick />
+                    <Chart kind="utilisation" alt=format!("{name}: utilisation") server=name.clone() tick=chart_tick />
+                </div>
+            </details>
         </section>
     }
 }
@@ -489,6 +552,14 @@ fn InstanceRow(instance: InstanceView, commands: Commands, operator: bool) -> im
             {age.map(|age| view! { <div class="muted small">{age}</div> })}
         }
     });
+    let health_note = match instance.probe_ms {
+        Some(ms) => format!("ping {}", format_latency(Some(ms))),
+        None => instance.health_reason.clone(),
+    };
+    let load = load_lines(&instance)
+        .into_iter()
+        .map(|line| view! { <div class="small nowrap">{line}</div> })
+        .collect_view();
     let failures_class = if instance.failures > 0 {
         "num bad"
     } else {
@@ -520,6 +591,9 @@ fn InstanceRow(instance: InstanceView, commands: Commands, operator: bool) -> im
                 >
                     {instance.health.clone()}
                 </span>
+                <div class="muted small" title=instance.health_reason.clone() data-testid=format!("health-reason-{id}")>
+                    {health_note}
+                </div>
             </td>
             <td>
                 <span
@@ -549,6 +623,7 @@ fn InstanceRow(instance: InstanceView, commands: Commands, operator: bool) -> im
             <td class=failures_class data-testid=format!("failures-{id}")>{instance.failures}</td>
             <td class="num">{format_latency(instance.p50_ms)}</td>
             <td class="num">{format_latency(instance.p99_ms)}</td>
+            <td class="load" data-testid=format!("load-{id}")>{load}</td>
             <td class="last-error-cell">{last_error}</td>
             {actions}
         </tr>
@@ -579,6 +654,12 @@ mod tests {
             last_error_age_s: None,
             runtime: false,
             calls_per_s: 0.0,
+            health_reason: "answering".into(),
+            probe_ms: None,
+            error_rate: None,
+            utilisation: 0.0,
+            scraped: None,
+            scrape_error: None,
         }
     }
 

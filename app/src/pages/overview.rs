@@ -1,7 +1,12 @@
-//! The Overview: the fleet at a glance. Today, the control plane's own state, refreshed live.
+//! The Overview: the fleet at a glance (health, breakers, rates, charts, advice) and the
+//! control plane's own state, refreshed live.
 
+use crate::components::chart::Chart;
 use crate::error::AppError;
-use crate::wire::{AdminActionEntry, SystemStatus, format_duration_s, format_timestamp_utc};
+use crate::wire::{
+    AdminActionEntry, FleetEventView, OverviewView, SystemStatus, format_duration_s,
+    format_timestamp_utc,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use std::time::Duration;
@@ -20,6 +25,21 @@ pub async fn get_system_status() -> Result<SystemStatus, AppError> {
     })
     .await
 }
+
+/// The fleet at a glance.
+#[server(prefix = "/api", endpoint = "overview/fleet")]
+pub async fn get_overview() -> Result<OverviewView, AppError> {
+    use crate::auth::ssr::*;
+    use crate::wire::Role;
+    respond(async move {
+        require(Role::Viewer).await?;
+        control()?.overview().await
+    })
+    .await
+}
+
+/// How often the charts are redrawn while live.
+const CHART_REFRESH: Duration = Duration::from_secs(15);
 
 /// The newest admin actions (for everyone: operators should see what changed).
 #[server(prefix = "/api", endpoint = "overview/recent_admin_actions")]
@@ -58,6 +78,15 @@ pub fn OverviewPage() -> impl IntoView {
         });
     });
     let status = Resource::new(move || tick.get(), |_| get_system_status());
+    let overview = Resource::new(move || tick.get(), |_| get_overview());
+    let (chart_tick, set_chart_tick) = signal(0u64);
+    let poll = crate::components::live::use_poll(CHART_REFRESH);
+    Effect::new(move |_| {
+        let moved = poll.get();
+        if live.get_untracked() {
+            set_chart_tick.set(moved);
+        }
+    });
     let actions = Resource::new(move || tick.get(), |_| get_recent_admin_actions());
 
     view! {
@@ -73,6 +102,22 @@ pub fn OverviewPage() -> impl IntoView {
                 {move || if live.get() { "Pause live updates" } else { "Resume live updates" }}
             </button>
         </div>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(overview) => view! { <FleetGlance overview /> }.into_any(),
+                    Err(error) => {
+                        view! { <crate::components::notice::ErrorNotice error /> }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+        <section class="charts" data-testid="overview-charts">
+            <Chart kind="latency" alt="Fleet latency percentiles, last hour".to_string() tick=chart_tick />
+            <Chart kind="calls" alt="Fleet calls and errors per minute, last hour".to_string() tick=chart_tick />
+            <Chart kind="hit-rate" alt="Fleet cache hit rate, last hour".to_string() tick=chart_tick />
+        </section>
+        <h2 class="section">"Control plane"</h2>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match status.await {
@@ -99,6 +144,169 @@ pub fn OverviewPage() -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// A ratio as a percentage with one decimal, or a dash.
+fn percent(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "–".to_string(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// Milliseconds with sensible precision, or a dash.
+fn millis(ms: Option<f64>) -> String {
+    match ms {
+        Some(ms) if ms < 10.0 => format!("{ms:.2} ms"),
+        Some(ms) => format!("{ms:.0} ms"),
+        None => "–".to_string(),
+    }
+}
+
+/// The fleet's cards, its servers and its recent events.
+#[component]
+fn FleetGlance(overview: OverviewView) -> impl IntoView {
+    let count_of = |pairs: &[(String, u32)], name: &str| {
+        pairs.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+    };
+    let instances: u32 = overview.by_health.iter().map(|(_, c)| c).sum();
+    let healthy = count_of(&overview.by_health, "healthy");
+    let health_line = overview
+        .by_health
+        .iter()
+        .filter(|(_, c)| *c > 0)
+        .map(|(h, c)| format!("{c} {h}"))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let admin_line = overview
+        .by_admin
+        .iter()
+        .filter(|(_, c)| *c > 0)
+        .map(|(a, c)| format!("{c} {a}"))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let window = format!("last {} min", overview.window_minutes);
+    let unhealthy = count_of(&overview.by_health, "unhealthy") > 0;
+    view! {
+        <section class="cards" data-testid="fleet-glance">
+            <article class="card stat">
+                <h2>"Instances"</h2>
+                <p class="value" class:bad=unhealthy data-testid="instances-healthy">
+                    {healthy} " / " {instances} " healthy"
+                </p>
+                <p class="muted" data-testid="instances-by-health">{health_line}</p>
+                <p class="muted" data-testid="instances-by-admin">{admin_line}</p>
+            </article>
+            <article class="card stat">
+                <h2>"Breakers"</h2>
+                <p class="value" class:bad={overview.open_breakers > 0} data-testid="open-breakers">
+                    {overview.open_breakers} " open"
+                </p>
+                <p class="muted">{overview.half_open_breakers} " half-open"</p>
+            </article>
+            <article class="card stat">
+                <h2>"Calls"</h2>
+                <p class="value" data-testid="calls-per-s">{format!("{:.2}/s", overview.calls_per_s)}</p>
+                <p class="muted">{window.clone()}</p>
+            </article>
+            <article class="card stat">
+                <h2>"Errors"</h2>
+                <p class="value" data-testid="error-rate">{percent(overview.error_rate)}</p>
+                <p class="muted">{window.clone()}</p>
+            </article>
+            <article class="card stat">
+                <h2>"p99"</h2>
+                <p class="value" data-testid="p99">{millis(overview.p99_ms)}</p>
+                <p class="muted">"worst minute, " {window.clone()}</p>
+            </article>
+            <article class="card stat">
+                <h2>"Cache hit rate"</h2>
+                <p class="value" data-testid="hit-rate">{percent(overview.hit_rate)}</p>
+                <p class="muted">{window}</p>
+            </article>
+        </section>
+        {(!overview.advice.is_empty())
+            .then(|| {
+                view! {
+                    <section class="card advice" data-testid="capacity-advice">
+                        <h2>"Capacity advice"</h2>
+                        <Events events=overview.advice.clone() />
+                    </section>
+                }
+            })}
+        <section class="card">
+            <h2>"Servers"</h2>
+            <table class="data" data-testid="server-glance">
+                <thead>
+                    <tr>
+                        <th>"Server"</th>
+                        <th>"Taking calls"</th>
+                        <th>"Degraded"</th>
+                        <th>"Open breakers"</th>
+                        <th>"Calls"</th>
+                        <th>"Errors"</th>
+                        <th>"p99"</th>
+                        <th>"Hit rate"</th>
+                        <th>"Utilisation"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {overview
+                        .servers
+                        .into_iter()
+                        .map(|s| {
+                            let down = s.taking_calls == 0;
+                            view! {
+                                <tr data-server=s.name.clone()>
+                                    <td><a href=format!("/fleet#server-{}", s.name)>{s.name.clone()}</a></td>
+                                    <td class:bad=down>{s.taking_calls} " / " {s.instances}</td>
+                                    <td>{s.degraded}</td>
+                                    <td class:bad={s.open_breakers > 0}>{s.open_breakers}</td>
+                                    <td>{s.calls}</td>
+                                    <td>{percent(s.error_rate)}</td>
+                                    <td>{millis(s.p99_ms)}</td>
+                                    <td>{percent(s.hit_rate)}</td>
+                                    <td>{percent(s.utilisation)}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section class="card">
+            <h2>"Fleet events"</h2>
+            {if overview.events.is_empty() {
+                view! { <p class="muted">"No health changes or advice yet."</p> }.into_any()
+            } else {
+                view! { <Events events=overview.events /> }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// Health changes and capacity advice, newest first, each with its evidence.
+#[component]
+fn Events(events: Vec<FleetEventView>) -> impl IntoView {
+    view! {
+        <ul class="events" data-testid="fleet-events">
+            {events
+                .into_iter()
+                .map(|e| {
+                    view! {
+                        <li data-kind=e.kind.clone()>
+                            <span class="muted">{format_timestamp_utc(e.at_ms)}</span>
+                            " "
+                            <span class=format!("badge event-{}", e.kind)>{e.kind.replace('_', " ")}</span>
+                            " "
+                            {e.message}
+                            <details>
+                                <summary>"evidence"</summary>
+                                <pre>{e.evidence}</pre>
+                            </details>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ul>
     }
 }
 

@@ -13,6 +13,9 @@ use crate::gateway::record::CallRecorder;
 use crate::registry::{AdminState, Registry};
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::capacity::CapacityPolicy;
+use crate::telemetry::sampler::{self, SamplerSettings};
+use crate::telemetry::series::SeriesBook;
 use crate::telemetry::prober;
 use crate::upstream::Endpoint;
 use crate::web::{self, AllowedOrigins, AppState, WebSettings};
@@ -103,12 +106,16 @@ pub async fn run_fleet(
         "access control ready"
     );
     let (audit, audit_writer) = AuditLog::start(store.clone(), AuditSettings::default());
-    let control = Arc::new(FleetControl::new(
-        store.clone(),
-        throttle.clone(),
-        registry.clone(),
-        access.clone(),
-    ));
+    let series = Arc::new(SeriesBook::new());
+    let control = Arc::new(
+        FleetControl::new(
+            store.clone(),
+            throttle.clone(),
+            registry.clone(),
+            access.clone(),
+        )
+        .with_series(series.clone()),
+    );
     let leptos_options = LeptosOptions::builder()
         .output_name("fleetdeck")
         .site_root(args.site_root.to_string_lossy().into_owned())
@@ -123,7 +130,7 @@ pub async fn run_fleet(
         registry: registry.clone(),
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
-        // No audit log is wired yet, so nothing waits in its queue.
+        series: series.clone(),
         audit_queue_depth: {
             let audit = audit.clone();
             Arc::new(move || audit.depth())
@@ -137,7 +144,7 @@ pub async fn run_fleet(
     let dispatcher = Arc::new(Dispatcher::new(
         registry.clone(),
         access.clone(),
-        CallRecorder::new(audit, metrics.clone()),
+        CallRecorder::new(audit, metrics.clone(), series.clone(), registry.clone()),
     ));
     let mcp = endpoint::router(
         dispatcher.clone(),
@@ -173,8 +180,17 @@ pub async fn run_fleet(
     );
     let prober = tokio::spawn(prober::run(
         registry.clone(),
+        store.clone(),
         Duration::from_secs(args.probe_interval_s),
-        Duration::from_secs(2),
+    ));
+    let sampler = tokio::spawn(sampler::run(
+        registry.clone(),
+        series.clone(),
+        store.clone(),
+        SamplerSettings {
+            retention: Duration::from_secs(u64::from(args.series_retention_days) * 86_400),
+            capacity: CapacityPolicy::default(),
+        },
     ));
     // Learn the tools before the first assistant asks.
     let warm = tokio::spawn({
@@ -195,6 +211,7 @@ pub async fn run_fleet(
     .context("serving HTTP")?;
     housekeeping.abort();
     prober.abort();
+    sampler.abort();
     warm.abort();
     // Every call answered is in the audit queue: write what is left before the store closes.
     audit_writer.flush_and_stop().await;

@@ -171,6 +171,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETDECK_PROBE_INTERVAL_S", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub probe_interval_s: u64,
 
+    /// Days the per-minute series (charts) and fleet events (health changes, capacity advice)
+    /// are kept.
+    #[arg(long, env = "FLEETDECK_SERIES_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub series_retention_days: u32,
+
     /// Minutes without a request after which a dashboard session ends.
     #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=525_600))]
     pub session_idle_minutes: u64,

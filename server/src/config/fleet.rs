@@ -137,6 +137,12 @@ pub struct ServerSpec {
     /// What the audit log keeps of this server's calls.
     #[serde(default)]
     pub audit: AuditSpec,
+    /// Active health probes and the thresholds of health.
+    #[serde(default)]
+    pub probe: ProbeSpec,
+    /// What the prober reads from the instances' `metrics_url`.
+    #[serde(default)]
+    pub scrape: ScrapeSpec,
     /// The instances serving this server's tools.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceSpec>,
@@ -224,6 +230,53 @@ impl Default for CacheSpec {
             max_entries: 10_000,
         }
     }
+}
+
+/// `probe = { timeout_ms = 2000, unhealthy_after = 3, healthy_after = 2,
+/// degraded_latency_ms = 1000, degraded_error_rate = 0.25 }` (the interval is `serve
+/// --probe-interval-s`, one for the whole fleet).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSpec {
+    /// How long a probe (MCP ping, metrics scrape) may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Consecutive failed probes that make an instance unhealthy (no calls routed to it).
+    pub unhealthy_after: u32,
+    /// Consecutive answered probes that bring an unhealthy instance back.
+    pub healthy_after: u32,
+    /// A smoothed probe round trip at or above this (ms) makes an instance degraded.
+    pub degraded_latency_ms: u64,
+    /// A share of failed probes and calls over the last minute at or above this makes an
+    /// instance degraded (0 < rate <= 1).
+    pub degraded_error_rate: f64,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            timeout_ms: 2000,
+            unhealthy_after: 3,
+            healthy_after: 2,
+            degraded_latency_ms: 1000,
+            degraded_error_rate: 0.25,
+        }
+    }
+}
+
+/// `scrape = { in_flight_metric = "mcp_in_flight", cpu_cores = 2.0, memory_limit_mb = 1024 }`:
+/// how to read an instance's Prometheus endpoint. CPU comes from `process_cpu_seconds_total`
+/// and memory from `process_resident_memory_bytes`, the client libraries' standard names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeSpec {
+    /// A gauge of the calls the instance is serving (from every gateway replica and any other
+    /// client); least-load routing uses it when it exceeds this replica's own count.
+    pub in_flight_metric: Option<String>,
+    /// CPU cores an instance may use: its CPU utilisation is cores used / this (default 1).
+    pub cpu_cores: Option<f64>,
+    /// Memory an instance may use, in MiB: its memory utilisation is resident / this
+    /// (without it, memory is shown but not counted in utilisation).
+    pub memory_limit_mb: Option<u64>,
 }
 
 /// One instance: a URL (streamable HTTP) or a command (stdio child process).
@@ -371,6 +424,36 @@ impl FleetFile {
                     ),
                 ));
             }
+            let probe = server.probe;
+            if probe.timeout_ms == 0
+                || probe.unhealthy_after == 0
+                || probe.healthy_after == 0
+                || probe.degraded_latency_ms == 0
+                || !(probe.degraded_error_rate > 0.0 && probe.degraded_error_rate <= 1.0)
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "server {name}: probe needs timeout_ms, unhealthy_after, healthy_after and \
+                         degraded_latency_ms of at least 1, and 0 < degraded_error_rate <= 1"
+                    ),
+                ));
+            }
+            let scrape = &server.scrape;
+            if scrape.cpu_cores.is_some_and(|c| !(c.is_finite() && c > 0.0))
+                || scrape.memory_limit_mb == Some(0)
+                || scrape.in_flight_metric.as_deref().is_some_and(|m| {
+                    m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                })
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "server {name}: scrape needs cpu_cores > 0, memory_limit_mb >= 1 and a \
+                         Prometheus metric name for in_flight_metric"
+                    ),
+                ));
+            }
             let retry = server.retry;
             if !(0.0..=1.0).contains(&retry.budget_ratio) || retry.base_ms > retry.max_ms {
                 return Err(invalid(
@@ -397,6 +480,16 @@ impl FleetFile {
                 }
                 if !instance_ids.insert(id.clone()) {
                     return Err(invalid(at, format!("instance {id:?} is declared twice")));
+                }
+                if let Some(metrics) = &instance.metrics_url
+                    && !(metrics.starts_with("http://") || metrics.starts_with("https://"))
+                {
+                    return Err(invalid(
+                        at,
+                        format!(
+                            "instance {id}: metrics_url {metrics:?} must start with http:// or https://"
+                        ),
+                    ));
                 }
                 match (&instance.url, &instance.command) {
                     (Some(url), None) => {
@@ -598,6 +691,22 @@ rate_per_min = 200
             (
                 "[[server]]\nname = \"s\"\ntimeout_ms = 0\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n",
                 "fleet.toml:3: server s: timeout_ms must be above 0",
+            ),
+            (
+                "[[server]]\nname = \"s\"\nprobe = { unhealthy_after = 0 }\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n",
+                "fleet.toml:2: server s: probe needs",
+            ),
+            (
+                "[[server]]\nname = \"s\"\nprobe = { degraded_error_rate = 1.5 }\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n",
+                "server s: probe needs",
+            ),
+            (
+                "[[server]]\nname = \"s\"\nscrape = { in_flight_metric = \"in flight\" }\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\n",
+                "server s: scrape needs",
+            ),
+            (
+                "[[server]]\nname = \"s\"\n[[server.instance]]\nid = \"i\"\nurl = \"http://x\"\nmetrics_url = \"x:9100\"\n",
+                "fleet.toml:4: instance i: metrics_url",
             ),
             (
                 "[[assistant]]\nname = \"a\"\nkey = \"short\"\n",

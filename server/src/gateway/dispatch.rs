@@ -356,7 +356,7 @@ impl Dispatcher {
                     .iter()
                     .map(|i| Candidate {
                         id: &i.id,
-                        in_flight: i.in_flight(),
+                        in_flight: i.routing_in_flight(now),
                         latency_ewma_ms: match i.latency_ewma_ms() {
                             ms if ms > 0.0 => ms,
                             _ => typical,

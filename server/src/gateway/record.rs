@@ -2,7 +2,9 @@
 //! telemetry counts. Built on the hot path, consumed off it.
 
 use crate::access::audit_log::AuditLog;
+use crate::registry::Registry;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::series::SeriesBook;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,23 +84,41 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
-/// Where call records go: the metrics (counted at once) and the audit log (batched to the
-/// store). Cheap to clone.
+/// Where call records go: the metrics and the per-minute series (counted at once) and the
+/// audit log (batched to the store). Cheap to clone.
 #[derive(Clone)]
 pub struct CallRecorder {
     audit: AuditLog,
     metrics: Arc<Metrics>,
+    series: Arc<SeriesBook>,
+    registry: Arc<Registry>,
 }
 
 impl CallRecorder {
-    /// A recorder counting in `metrics` and writing to `audit`.
-    pub fn new(audit: AuditLog, metrics: Arc<Metrics>) -> Self {
-        CallRecorder { audit, metrics }
+    /// A recorder counting in `metrics` and `series` and writing to `audit`; `registry` says
+    /// which tools are cacheable (for hit rates).
+    pub fn new(
+        audit: AuditLog,
+        metrics: Arc<Metrics>,
+        series: Arc<SeriesBook>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        CallRecorder {
+            audit,
+            metrics,
+            series,
+            registry,
+        }
     }
 
     /// Records one call; returns once the audit log holds it (queued, never dropped).
     pub async fn record(&self, record: CallRecord) {
         self.metrics.observe(&record);
+        let cacheable = self
+            .registry
+            .server(&record.server)
+            .is_some_and(|s| s.settings.cacheable.contains(&record.tool));
+        self.series.observe(&record, cacheable);
         self.audit.enqueue(record).await;
     }
 }

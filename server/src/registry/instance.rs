@@ -2,6 +2,9 @@
 
 use crate::gateway::breaker::{Admission, Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
 use crate::gateway::latency::LatencyWindow;
+pub use crate::telemetry::health::Health;
+use crate::telemetry::health::{HealthPolicy, HealthTracker};
+use crate::telemetry::scrape::{self, LoadSignals, Reading};
 use crate::upstream::{Endpoint, UpstreamSession};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,50 +47,6 @@ impl AdminState {
             AdminState::Drained => "drained",
         }
     }
-}
-
-/// What probes and real calls observed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// Not probed yet.
-    Unknown,
-    /// Answering.
-    Healthy,
-    /// Answering, but slowly or with errors.
-    Degraded,
-    /// Not answering: not routed to.
-    Unhealthy,
-}
-
-impl Health {
-    /// Every health, for metrics that show each one.
-    pub const ALL: [Health; 4] = [
-        Health::Unknown,
-        Health::Healthy,
-        Health::Degraded,
-        Health::Unhealthy,
-    ];
-
-    /// The health's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Unknown => "unknown",
-            Health::Healthy => "healthy",
-            Health::Degraded => "degraded",
-            Health::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-/// Probe outcomes needed to change health (hysteresis against flapping).
-const UNHEALTHY_AFTER: u32 = 3;
-const HEALTHY_AFTER: u32 = 2;
-
-#[derive(Debug)]
-struct HealthTracker {
-    health: Health,
-    failures: u32,
-    successes: u32,
 }
 
 /// Why an instance cannot take a call now.
@@ -191,7 +150,21 @@ pub struct Instance {
     /// Call counters.
     pub counters: InstanceCounters,
     last_error: Mutex<Option<(Instant, String)>>,
+    /// The instance's Prometheus endpoint, scraped by the prober.
+    pub metrics_url: Option<String>,
+    load: Mutex<LoadState>,
 }
+
+/// What the scrapes of `metrics_url` found.
+#[derive(Debug, Default)]
+struct LoadState {
+    last: Option<Reading>,
+    signals: Option<LoadSignals>,
+    error: Option<String>,
+}
+
+/// Scraped signals older than this are ignored (the instance stopped answering scrapes).
+const SCRAPE_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// A call admitted to an instance; dropping it frees its slot.
 pub struct CallPermit {
@@ -223,17 +196,64 @@ impl Instance {
             max_in_flight,
             runtime: false,
             admin: Mutex::new(AdminState::Active),
-            health: Mutex::new(HealthTracker {
-                health: Health::Unknown,
-                failures: 0,
-                successes: 0,
-            }),
+            health: Mutex::new(HealthTracker::new(HealthPolicy::default(), Instant::now())),
             breaker: Mutex::new(Breaker::new(breaker)),
             latency: Mutex::new(LatencyWindow::new(512)),
             in_flight: AtomicU32::new(0),
             counters: InstanceCounters::default(),
             last_error: Mutex::new(None),
+            metrics_url: None,
+            load: Mutex::new(LoadState::default()),
         }
+    }
+
+    /// Scrapes `url` for load signals.
+    pub fn with_metrics_url(mut self, url: Option<String>) -> Self {
+        self.metrics_url = url;
+        self
+    }
+
+    /// Keeps a scrape's result: a reading updates the signals, a failure is remembered
+    /// (and the signals age out).
+    pub fn record_scrape(&self, result: Result<Reading, String>) {
+        let mut load = lock(&self.load);
+        match result {
+            Ok(reading) => {
+                load.signals = Some(scrape::signals(load.last.as_ref(), &reading));
+                load.last = Some(reading);
+                load.error = None;
+            }
+            Err(why) => load.error = Some(why),
+        }
+    }
+
+    /// The latest scraped signals, unless stale.
+    pub fn load_signals(&self, now: Instant) -> Option<LoadSignals> {
+        lock(&self.load)
+            .signals
+            .filter(|s| now.saturating_duration_since(s.at) < SCRAPE_STALE_AFTER)
+    }
+
+    /// Why the last scrape failed, if it did.
+    pub fn scrape_error(&self) -> Option<String> {
+        lock(&self.load).error.clone()
+    }
+
+    /// Calls in flight as the balancer should see them: this replica's own count, or the
+    /// instance's scraped count when higher (it includes other replicas' and clients' calls).
+    pub fn routing_in_flight(&self, now: Instant) -> u32 {
+        let own = self.in_flight();
+        let reported = self
+            .load_signals(now)
+            .and_then(|s| s.in_flight)
+            .map_or(0, |n| n.clamp(0.0, f64::from(u32::MAX)) as u32);
+        own.max(reported)
+    }
+
+    /// Uses `policy` for health decisions (the server's `probe` settings).
+    pub fn with_health_policy(self, policy: HealthPolicy) -> Self {
+        *lock(&self.health) = HealthTracker::new(policy, Instant::now());
+        self
     }
 
     /// The breaker's settings.
@@ -257,7 +277,18 @@ impl Instance {
 
     /// Observed health.
     pub fn health(&self) -> Health {
-        lock(&self.health).health
+        lock(&self.health).health()
+    }
+
+    /// Observed health with its reason, smoothed probe round trip (ms) and recent error rate.
+    pub fn health_detail(&self, now: Instant) -> (Health, String, Option<f64>, Option<f64>) {
+        let tracker = lock(&self.health);
+        (
+            tracker.health(),
+            tracker.reason().to_string(),
+            tracker.probe_latency_ms(),
+            tracker.error_rate(now),
+        )
     }
 
     /// Calls in flight.
@@ -371,24 +402,10 @@ impl Instance {
         before
     }
 
-    /// Feeds a probe outcome into health, with hysteresis. Returns the health if it changed.
-    pub fn record_probe(&self, ok: bool) -> Option<Health> {
-        let mut tracker = lock(&self.health);
-        let before = tracker.health;
-        if ok {
-            tracker.failures = 0;
-            tracker.successes += 1;
-            if tracker.health == Health::Unknown || tracker.successes >= HEALTHY_AFTER {
-                tracker.health = Health::Healthy;
-            }
-        } else {
-            tracker.successes = 0;
-            tracker.failures += 1;
-            if tracker.failures >= UNHEALTHY_AFTER {
-                tracker.health = Health::Unhealthy;
-            }
-        }
-        (tracker.health != before).then_some(tracker.health)
+    /// Feeds an active probe's outcome (round trip or why it failed) into health, with
+    /// hysteresis. Returns the health if it changed.
+    pub fn record_probe(&self, now: Instant, outcome: Result<Duration, String>) -> Option<Health> {
+        lock(&self.health).record_probe(now, outcome)
     }
 
     /// If draining with nothing in flight, becomes drained. Returns true when it changed.
@@ -437,12 +454,14 @@ impl CallPermit {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
                 instance.counters.rate.record(now);
                 lock(&instance.latency).record(now.saturating_duration_since(self.started));
+                lock(&instance.health).record_call(now, true);
             }
             CallOutcome::Failed(cause) => {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
                 instance.counters.rate.record(now);
                 instance.counters.failures.fetch_add(1, Ordering::Relaxed);
                 *lock(&instance.last_error) = Some((now, cause.to_string()));
+                lock(&instance.health).record_call(now, false);
             }
             CallOutcome::Abandoned => {}
         }
@@ -577,14 +596,39 @@ mod tests {
     }
 
     #[test]
-    fn health_has_hysteresis() {
+    fn scraped_in_flight_counts_for_routing_until_it_goes_stale() {
+        let i = instance(8);
+        let now = Instant::now();
+        let _permit = i.try_admit(now).unwrap();
+        assert_eq!(i.routing_in_flight(now), 1);
+        i.record_scrape(Ok(Reading {
+            at: now,
+            cpu_seconds: Some(1.0),
+            resident_bytes: Some(5e6),
+            in_flight: Some(6.0),
+        }));
+        assert_eq!(i.routing_in_flight(now), 6, "other clients' calls count too");
+        assert_eq!(i.load_signals(now).unwrap().resident_bytes, Some(5e6));
+        i.record_scrape(Err("HTTP 503".into()));
+        assert_eq!(i.scrape_error().as_deref(), Some("HTTP 503"));
+        let later = now + SCRAPE_STALE_AFTER;
+        assert_eq!(i.load_signals(later), None);
+        assert_eq!(i.routing_in_flight(later), 1, "stale signals are ignored");
+    }
+
+    #[test]
+    fn an_unhealthy_instance_takes_no_calls_until_probes_bring_it_back() {
         let i = instance(1);
-        assert_eq!(i.record_probe(true), Some(Health::Healthy));
-        assert_eq!(i.record_probe(false), None);
-        assert_eq!(i.record_probe(false), None);
-        assert_eq!(i.record_probe(false), Some(Health::Unhealthy));
-        assert_eq!(i.try_admit(Instant::now()).err(), Some(Refusal::Unhealthy));
-        assert_eq!(i.record_probe(true), None);
-        assert_eq!(i.record_probe(true), Some(Health::Healthy));
+        let now = Instant::now();
+        let ok = || Ok(Duration::from_millis(2));
+        let refused = || Err("connection refused".to_string());
+        assert_eq!(i.record_probe(now, ok()), Some(Health::Healthy));
+        assert_eq!(i.record_probe(now, refused()), None);
+        assert_eq!(i.record_probe(now, refused()), None);
+        assert_eq!(i.record_probe(now, refused()), Some(Health::Unhealthy));
+        assert_eq!(i.try_admit(now).err(), Some(Refusal::Unhealthy));
+        assert_eq!(i.record_probe(now, ok()), None);
+        assert_eq!(i.record_probe(now, ok()), Some(Health::Healthy));
+        assert!(i.try_admit(now).is_ok());
     }
 }

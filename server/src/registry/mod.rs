@@ -3,9 +3,10 @@
 
 pub mod instance;
 
-pub use instance::{AdminState, CallOutcome, CallPermit, Instance, Refusal};
+pub use instance::{AdminState, CallOutcome, CallPermit, Health, Instance, Refusal};
 
-use crate::config::fleet::{AuditSpec, FleetFile, ServerSpec};
+use crate::config::fleet::{AuditSpec, FleetFile, ScrapeSpec, ServerSpec};
+use crate::telemetry::health::HealthPolicy;
 use crate::gateway::balancer::Balancer;
 use crate::gateway::breaker::BreakerConfig;
 use crate::gateway::cache::ResultCache;
@@ -55,6 +56,12 @@ pub struct ServerSettings {
     pub keep_alive: bool,
     /// What the audit log keeps of this server's calls' arguments.
     pub audit: AuditSpec,
+    /// How long a probe (ping or scrape) may take.
+    pub probe_timeout: Duration,
+    /// When its instances count as degraded or unhealthy.
+    pub health: HealthPolicy,
+    /// How its instances' metrics are read.
+    pub scrape: ScrapeSpec,
 }
 
 /// The tools a server offers, as last listed.
@@ -202,6 +209,11 @@ pub enum FleetEvent {
     },
     /// A cache was invalidated.
     Cache,
+    /// Capacity advice was given for a server.
+    Advice {
+        /// The server.
+        server: String,
+    },
 }
 
 /// The fleet.
@@ -308,7 +320,8 @@ impl Registry {
             endpoint,
             max_in_flight,
             breaker,
-        );
+        )
+        .with_health_policy(entry.settings.health);
         instance.runtime = true;
         instance.upstream.set_keep_alive(entry.settings.keep_alive);
         let instance = Arc::new(instance);
@@ -352,6 +365,12 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
         half_open_probes: spec.breaker.half_open_probes,
     };
     let name = spec.name.get_ref().clone();
+    let health = HealthPolicy {
+        unhealthy_after: spec.probe.unhealthy_after,
+        healthy_after: spec.probe.healthy_after,
+        degraded_latency: Duration::from_millis(spec.probe.degraded_latency_ms),
+        degraded_error_rate: spec.probe.degraded_error_rate,
+    };
     let instances = spec
         .instances
         .iter()
@@ -368,7 +387,9 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
                 endpoint,
                 spec.max_in_flight,
                 breaker,
-            );
+            )
+            .with_health_policy(health)
+            .with_metrics_url(i.metrics_url.clone());
             instance.upstream.set_keep_alive(spec.keep_alive);
             Some(Arc::new(instance))
         })
@@ -413,6 +434,9 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
             max_cached_results: spec.cache.max_entries,
             keep_alive: spec.keep_alive,
             audit: spec.audit.clone(),
+            probe_timeout: Duration::from_millis(spec.probe.timeout_ms),
+            health,
+            scrape: spec.scrape.clone(),
         },
         instances: RwLock::new(instances),
         catalog: RwLock::new(ToolCatalog::default()),

@@ -678,7 +678,7 @@ mod tests {
         let (_, second) = registry.instance("search-2").unwrap();
         let now = Instant::now();
         let _in_flight = first.try_admit(now).unwrap();
-        first.record_probe(true);
+        first.record_probe(Instant::now(), Ok(std::time::Duration::from_millis(1)));
         // One failure opens search-2's breaker (failures = 1); then an operator drains it.
         second
             .try_admit(now)

@@ -1,30 +1,104 @@
-//! Active health probes: an MCP ping to every instance at an interval, with hysteresis in
-//! the instance's health tracker, so that a dead instance stops receiving calls even when
-//! nobody is calling it.
+//! Active health probes: every interval, an MCP ping to every instance (its round trip feeds
+//! the health tracker, with hysteresis), and a scrape of the instance's `metrics_url` when it
+//! has one. A dead instance stops receiving calls even when nobody is calling it.
 
-use crate::registry::{FleetEvent, Registry};
+use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
+use crate::store::Store;
+use crate::telemetry::scrape;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Probes every instance every `interval`, each ping bounded by `timeout`.
-pub async fn run(registry: Arc<Registry>, interval: Duration, timeout: Duration) {
+/// Probes every instance every `interval` until the task is dropped. Health changes are
+/// published to the dashboard and recorded as fleet events.
+pub async fn run(registry: Arc<Registry>, store: Store, interval: Duration) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_default();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let probes = registry.servers().into_iter().flat_map(|s| s.instances()).map(|instance| {
-            let registry = registry.clone();
-            async move {
-                let outcome = instance.upstream.ping(timeout).await;
-                if let Err(error) = &outcome {
-                    tracing::debug!(instance = %instance.id, %error, "probe failed");
-                }
-                if let Some(health) = instance.record_probe(outcome.is_ok()) {
-                    tracing::info!(instance = %instance.id, health = health.as_str(), "health changed");
-                    registry.publish(FleetEvent::Instance { server: instance.server.clone(), instance: instance.id.clone() });
-                }
-            }
+        let probes = registry.servers().into_iter().flat_map(|server| {
+            server
+                .instances()
+                .into_iter()
+                .map(move |instance| (server.clone(), instance))
+        });
+        let probes = probes.map(|(server, instance)| {
+            let (registry, store, client) = (registry.clone(), store.clone(), client.clone());
+            async move { probe(&registry, &store, &client, &server, &instance).await }
         });
         futures::future::join_all(probes).await;
+    }
+}
+
+/// One probe of one instance: ping, then scrape.
+pub async fn probe(
+    registry: &Registry,
+    store: &Store,
+    client: &reqwest::Client,
+    server: &ServerEntry,
+    instance: &Arc<Instance>,
+) {
+    let timeout = server.settings.probe_timeout;
+    let before = instance.health();
+    let started = Instant::now();
+    let outcome = instance
+        .upstream
+        .ping(timeout)
+        .await
+        .map(|()| started.elapsed())
+        .map_err(|error| error.to_string());
+    if let Err(error) = &outcome {
+        tracing::debug!(instance = %instance.id, %error, "probe failed");
+    }
+    let changed = instance.record_probe(Instant::now(), outcome);
+    if let Some(url) = &instance.metrics_url {
+        let reading = scrape::fetch(
+            client,
+            url,
+            server.settings.scrape.in_flight_metric.as_deref(),
+            timeout,
+        )
+        .await;
+        if let Err(error) = &reading {
+            tracing::debug!(instance = %instance.id, %error, "scrape failed");
+        }
+        instance.record_scrape(reading.map_err(|e| e.to_string()));
+    }
+    if let Some(health) = changed {
+        let (_, reason, latency_ms, error_rate) = instance.health_detail(Instant::now());
+        tracing::info!(instance = %instance.id, from = before.as_str(), to = health.as_str(), %reason, "health changed");
+        let message = format!(
+            "{}: {} → {} ({reason})",
+            instance.id,
+            before.as_str(),
+            health.as_str()
+        );
+        let evidence = serde_json::json!({
+            "from": before.as_str(),
+            "to": health.as_str(),
+            "reason": reason,
+            "probe_round_trip_ms": latency_ms,
+            "error_rate": error_rate,
+        });
+        if let Err(error) = store
+            .insert_fleet_event(
+                crate::store::now_ms(),
+                "health",
+                &instance.server,
+                Some(&instance.id),
+                &message,
+                &evidence,
+            )
+            .await
+        {
+            tracing::warn!(%error, "cannot record a health event");
+        }
+        registry.publish(FleetEvent::Instance {
+            server: instance.server.clone(),
+            instance: instance.id.clone(),
+        });
     }
 }

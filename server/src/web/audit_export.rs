@@ -91,11 +91,7 @@ pub(super) async fn export(
     session: Session,
     params: Result<Query<ExportParams>, QueryRejection>,
 ) -> Response {
-    let user = match session.get::<i64>(USER_ID_KEY).await.ok().flatten() {
-        Some(id) => state.control.session_user(id).await.ok().flatten(),
-        None => None,
-    };
-    let Some(user) = user else {
+    let Some(user) = super::session_user(&state, &session).await else {
         return (StatusCode::UNAUTHORIZED, "log in first\n").into_response();
     };
     let query = match params {
@@ -512,6 +508,7 @@ name = "search"
                 registry,
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 metrics: Arc::new(crate::telemetry::metrics::Metrics::new()),
+                series: Arc::new(crate::telemetry::series::SeriesBook::new()),
                 audit_queue_depth: Arc::new(|| 0),
             };
             let router = Router::new()

@@ -2,6 +2,7 @@
 //! login gates, health endpoints and metrics.
 
 mod audit_export;
+mod charts;
 mod csrf;
 mod events;
 mod health;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The gateway's metrics, served at `/metrics`.
     pub metrics: std::sync::Arc<crate::telemetry::metrics::Metrics>,
+    /// The per-minute series, for charts.
+    pub series: std::sync::Arc<crate::telemetry::series::SeriesBook>,
     /// The audit log's queue depth, read at each scrape.
     pub audit_queue_depth: crate::telemetry::metrics::AuditQueueDepth,
 }
@@ -51,6 +54,20 @@ pub struct WebSettings {
     pub session_idle: Duration,
     /// Origins accepted for mutating requests besides the request's own host.
     pub allowed_origins: AllowedOrigins,
+}
+
+/// The logged-in user of a request's session, if any (for routes outside Leptos that the
+/// login gate alone does not cover: downloads and images answer 401 rather than redirect).
+async fn session_user(
+    state: &AppState,
+    session: &tower_sessions::Session,
+) -> Option<app::wire::SessionUser> {
+    let id = session
+        .get::<i64>(app::auth::ssr::USER_ID_KEY)
+        .await
+        .ok()
+        .flatten()?;
+    state.control.session_user(id).await.ok().flatten()
 }
 
 /// Builds the whole router.
@@ -72,6 +89,7 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
         .merge(health::routes())
         .route("/api/events", axum::routing::get(events::stream))
         .route("/api/audit.csv", axum::routing::get(audit_export::export))
+        .route("/charts/{chart}", axum::routing::get(charts::chart))
         .leptos_routes_with_context(
             &state,
             routes,
