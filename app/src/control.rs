@@ -7,8 +7,9 @@
 use crate::error::AppError;
 use crate::wire::{
     AdminActionEntry, AssistantView, AuditPage, AuditQuery, BreakerTransitionView, CacheView,
-    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, OverviewView, PermissionMatrix, Role,
-    SessionUser, SystemStatus, Tier, ToolView, TraceQuery, TraceSummary, TraceView, UserSummary,
+    Decision, FleetView, InstanceView, IssuedKey, IssuedPassword, OverviewView, PermissionMatrix,
+    Role, SessionUser, SystemStatus, Tier, ToolView, TraceQuery, TraceSummary, TraceView,
+    UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -15,8 +15,9 @@ use app::error::AppError;
 use app::wire::{
     AdminActionEntry, ApiKeyView, AssistantView, AuditKind, AuditPage, AuditQuery,
     BreakerTransitionView, CacheView, Decision, FleetView, InstanceView, IssuedKey, IssuedPassword,
-    OverviewView, PermissionMatrix, ScrapedLoad, Role, ServerPermissions, ServerView, SessionUser, SystemStatus, Tier,
-    ToolPermissions, ToolView, TraceQuery, TraceSummary, TraceView, UserSummary,
+    OverviewView, PermissionMatrix, Role, ScrapedLoad, ServerPermissions, ServerView, SessionUser,
+    SystemStatus, Tier, ToolPermissions, ToolView, TraceQuery, TraceSummary, TraceView,
+    UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;

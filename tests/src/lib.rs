@@ -253,9 +253,14 @@ pub struct DemoServerProcess {
 impl DemoServerProcess {
     /// Starts `fleetdeck demo-server <kind> --id <id>` on a free loopback port.
     pub async fn start(kind: &str, id: &str) -> DemoServerProcess {
+        Self::start_at(kind, id, "127.0.0.1:0").await
+    }
+
+    /// Starts it on `addr` (e.g. the port of one killed before, to restart it in place).
+    pub async fn start_at(kind: &str, id: &str, addr: &str) -> DemoServerProcess {
         install_crypto();
         let mut child = Command::new(fleetdeck_bin())
-            .args(["demo-server", kind, "--id", id, "--addr", "127.0.0.1:0"])
+            .args(["demo-server", kind, "--id", id, "--addr", addr])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -356,4 +361,88 @@ pub async fn start_with_fleet(dir: &Path, fleet: &str, admin_password: &str) -> 
         ],
     })
     .await
+}
+
+/// Fetches `/metrics` as a scraper does: no session, no redirects followed.
+pub async fn scrape_metrics(gateway: &Fleetdeck) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client.get(gateway.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::OK,
+        "/metrics answers without a login"
+    );
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "classic text format, got {content_type:?}"
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample `name` with exactly these labels, parsed as our scraper does.
+pub fn metrics_sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let lines = exposition.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("parsable exposition");
+    scrape
+        .samples
+        .into_iter()
+        .find(|s| {
+            s.metric == name
+                && s.labels.len() == labels.len()
+                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// A dashboard session of `user` (a cookie jar that follows no redirects).
+pub async fn dashboard_session(server: &Fleetdeck, user: &str, password: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let response = client
+        .post(server.url("/api/login"))
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .await
+        .expect("POST /api/login");
+    assert!(
+        response.status().is_success() || response.status().is_redirection(),
+        "login as {user}: {}",
+        response.status()
+    );
+    client
+}
+
+/// Calls a server function (no arguments) with a dashboard session and returns its JSON.
+pub async fn server_fn(
+    client: &reqwest::Client,
+    server: &Fleetdeck,
+    endpoint: &str,
+) -> serde_json::Value {
+    let response = client
+        .post(server.url(&format!("/api/{endpoint}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/{endpoint}: {e}"));
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "/api/{endpoint}: {status} {body}");
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/api/{endpoint} is not JSON ({e}): {body}"))
 }

@@ -2,7 +2,10 @@
 //! login in the classic Prometheus text format, accepted by `promtool check metrics`, and
 //! its call counter moves by exactly the calls made through the gateway.
 
-use fleetdeck_tests::{Fleetdeck, ReferenceServer, gateway_client, start_with_fleet, tool_call};
+use fleetdeck_tests::{
+    ReferenceServer, gateway_client, metrics_sample as sample, scrape_metrics as scrape,
+    start_with_fleet, tool_call,
+};
 use serde_json::json;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
@@ -10,31 +13,6 @@ use tokio::process::Command;
 
 const KEY: &str = "metrics-test-key-0123456789";
 const CALLS: usize = 7;
-
-/// Fetches `/metrics` as a scraper does: no session, no redirects followed.
-async fn scrape(gateway: &Fleetdeck) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let response = client.get(gateway.url("/metrics")).send().await.unwrap();
-    assert_eq!(
-        response.status(),
-        reqwest::StatusCode::OK,
-        "/metrics answers without a login"
-    );
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "classic text format, got {content_type:?}"
-    );
-    response.text().await.unwrap()
-}
 
 /// Runs `promtool check metrics` on the exposition and requires exit status 0.
 async fn promtool_check(exposition: &str) {
@@ -63,26 +41,6 @@ async fn promtool_check(exposition: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// The value of the sample `name` with exactly these labels, parsed as our scraper does.
-fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let lines = exposition.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("parsable exposition");
-    scrape
-        .samples
-        .into_iter()
-        .find(|s| {
-            s.metric == name
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })
-        .and_then(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => Some(v),
-            _ => None,
-        })
 }
 
 #[tokio::test]

@@ -5,10 +5,10 @@
 //! The command machinery ([`Commands`], [`CommandCell`]) and the polling helper are shared
 //! with the Breakers page.
 
+use crate::components::chart::Chart;
 use crate::components::layout::CurrentUser;
 use crate::error::AppError;
 use crate::pages::instances::{AddInstance, InstancesAdmin, RemoveInstance};
-use crate::components::chart::Chart;
 use crate::wire::{
     FleetView, InstanceView, Role, ServerView, format_duration_s, format_timestamp_utc,
 };

@@ -440,10 +440,15 @@ impl FleetFile {
                 ));
             }
             let scrape = &server.scrape;
-            if scrape.cpu_cores.is_some_and(|c| !(c.is_finite() && c > 0.0))
+            if scrape
+                .cpu_cores
+                .is_some_and(|c| !(c.is_finite() && c > 0.0))
                 || scrape.memory_limit_mb == Some(0)
                 || scrape.in_flight_metric.as_deref().is_some_and(|m| {
-                    m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                    m.is_empty()
+                        || !m
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
                 })
             {
                 return Err(invalid(

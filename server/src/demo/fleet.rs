@@ -67,7 +67,8 @@ pub fn fleet_file(
             text,
             "\n[[server]]\nname = \"{name}\"\ndomain = \"{name}\"\nstrategy = \"{strategy}\"\n\
              timeout = {{ adaptive = 4.0, min_ms = 250, max_ms = 5000 }}\ntool_timeout_ms = {{ reindex = 30000 }}\n\
-             max_in_flight = 32\nkeep_alive = true\nbreaker = {{ failures = 5, reset_s = 10, half_open_probes = 1 }}\n{cache}\n",
+             max_in_flight = 32\nkeep_alive = true\nbreaker = {{ failures = 5, reset_s = 10, half_open_probes = 1 }}\n\
+             scrape = {{ in_flight_metric = \"demo_in_flight\", cpu_cores = 2.0 }}\n{cache}\n",
             name = kind.as_str(),
         );
         for instance in instances.iter().filter(|i| i.kind == kind) {

@@ -227,6 +227,20 @@ impl Metrics {
                 );
             }
         }
+        // The standard process metrics, so that the gateway's scraper sees CPU and memory as
+        // it would from any Prometheus client library (the whole process: in `fleetdeck demo`
+        // every instance shares one).
+        if let Some((cpu_seconds, resident_bytes)) = process_usage() {
+            let _ = writeln!(
+                out,
+                "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n\
+                 # TYPE process_cpu_seconds_total counter\n\
+                 process_cpu_seconds_total {cpu_seconds}\n\
+                 # HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+                 # TYPE process_resident_memory_bytes gauge\n\
+                 process_resident_memory_bytes {resident_bytes}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP demo_in_flight Tool calls being handled right now.\n\
@@ -399,6 +413,27 @@ impl InstanceCore {
         self.metrics
             .render(self.kind, &self.instance_id, &self.knobs.get())
     }
+}
+
+/// CPU seconds and resident bytes of this process, from /proc (Linux).
+fn process_usage() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let resident_pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads configuration values.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if ticks <= 0 || page <= 0 {
+        return None;
+    }
+    Some(((utime + stime) / ticks as f64, resident_pages * page as f64))
 }
 
 /// Resolves when the caller cancels the call or the instance stops.

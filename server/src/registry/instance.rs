@@ -607,7 +607,11 @@ mod tests {
             resident_bytes: Some(5e6),
             in_flight: Some(6.0),
         }));
-        assert_eq!(i.routing_in_flight(now), 6, "other clients' calls count too");
+        assert_eq!(
+            i.routing_in_flight(now),
+            6,
+            "other clients' calls count too"
+        );
         assert_eq!(i.load_signals(now).unwrap().resident_bytes, Some(5e6));
         i.record_scrape(Err("HTTP 503".into()));
         assert_eq!(i.scrape_error().as_deref(), Some("HTTP 503"));

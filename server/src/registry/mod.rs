@@ -6,11 +6,11 @@ pub mod instance;
 pub use instance::{AdminState, CallOutcome, CallPermit, Health, Instance, Refusal};
 
 use crate::config::fleet::{AuditSpec, FleetFile, ScrapeSpec, ServerSpec};
-use crate::telemetry::health::HealthPolicy;
 use crate::gateway::balancer::Balancer;
 use crate::gateway::breaker::BreakerConfig;
 use crate::gateway::cache::ResultCache;
 use crate::gateway::retry::{RetryBudget, RetryPolicy};
+use crate::telemetry::health::HealthPolicy;
 use crate::upstream::Endpoint;
 use rmcp::model::Tool;
 use std::collections::{BTreeMap, HashSet};

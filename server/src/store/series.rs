@@ -46,7 +46,10 @@ fn stored(value: u64) -> i64 {
 
 impl Store {
     /// Writes complete minutes (a minute written again replaces the earlier row).
-    pub async fn insert_series(&self, points: &[(SeriesKey, SeriesPoint)]) -> Result<(), StoreError> {
+    pub async fn insert_series(
+        &self,
+        points: &[(SeriesKey, SeriesPoint)],
+    ) -> Result<(), StoreError> {
         if points.is_empty() {
             return Ok(());
         }
@@ -84,8 +87,13 @@ impl Store {
     }
 
     /// One series' minutes from `from_ms` on, oldest first.
-    pub async fn series(&self, key: &SeriesKey, from_ms: i64) -> Result<Vec<SeriesPoint>, StoreError> {
-        let rows: Vec<PointRow> = on_pool!(self, |pool| sqlx::query_as(
+    pub async fn series(
+        &self,
+        key: &SeriesKey,
+        from_ms: i64,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let rows: Vec<PointRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT minute_ms, calls, errors, cache_lookups, cache_hits, p50_ms, p95_ms, p99_ms, \
              utilisation FROM series_minutes \
              WHERE server = $1 AND instance = $2 AND tool = $3 AND minute_ms >= $4 \
@@ -96,7 +104,8 @@ impl Store {
         .bind(&key.tool)
         .bind(from_ms)
         .fetch_all(pool)
-        .await)?;
+        .await
+        })?;
         Ok(rows
             .into_iter()
             .map(|r| SeriesPoint {

@@ -33,7 +33,11 @@ pub fn utilisation(inputs: &LoadInputs) -> f64 {
         _ => 0.0,
     };
     let busiest = slots.max(cpu).max(memory);
-    if busiest.is_finite() { busiest.max(0.0) } else { 0.0 }
+    if busiest.is_finite() {
+        busiest.max(0.0)
+    } else {
+        0.0
+    }
 }
 
 /// Which way to scale.
@@ -143,7 +147,9 @@ impl CapacityAdvisor {
                 Direction::Down => *u < policy.low,
             })
         };
-        let now = [Direction::Up, Direction::Down].into_iter().find(|d| holds(*d));
+        let now = [Direction::Up, Direction::Down]
+            .into_iter()
+            .find(|d| holds(*d));
         let Some(direction) = now else {
             history.advised = None;
             return None;
@@ -194,7 +200,11 @@ mod tests {
             resident_bytes: Some(900.0),
             memory_limit_bytes: None,
         };
-        assert_eq!(utilisation(&inputs), 0.25, "slots only: memory has no limit");
+        assert_eq!(
+            utilisation(&inputs),
+            0.25,
+            "slots only: memory has no limit"
+        );
         inputs.cpu_cores = Some(0.5);
         assert_eq!(utilisation(&inputs), 0.5);
         inputs.memory_limit_bytes = Some(1000.0);
@@ -217,12 +227,23 @@ mod tests {
             advice.message,
             "scale search up: utilisation above 80% for 5 minutes (mean 89%, 3 instances taking calls)"
         );
-        assert_eq!(advisor.observe("search", 5 * M, 0.95, 3), None, "once per episode");
-        assert_eq!(advisor.observe("search", 6 * M, 0.5, 3), None, "episode over");
+        assert_eq!(
+            advisor.observe("search", 5 * M, 0.95, 3),
+            None,
+            "once per episode"
+        );
+        assert_eq!(
+            advisor.observe("search", 6 * M, 0.5, 3),
+            None,
+            "episode over"
+        );
         for m in 7..11 {
             assert_eq!(advisor.observe("search", m * M, 0.9, 3), None);
         }
-        assert!(advisor.observe("search", 11 * M, 0.9, 3).is_some(), "a new episode");
+        assert!(
+            advisor.observe("search", 11 * M, 0.9, 3).is_some(),
+            "a new episode"
+        );
     }
 
     #[test]
@@ -231,7 +252,11 @@ mod tests {
         for m in [0, 1, 2, 3] {
             advisor.observe("db", m * M, 0.05, 2);
         }
-        assert_eq!(advisor.observe("db", 4 * M, 0.2, 2), None, "0.2 is not below 0.2");
+        assert_eq!(
+            advisor.observe("db", 4 * M, 0.2, 2),
+            None,
+            "0.2 is not below 0.2"
+        );
         for m in [5, 6, 7, 8] {
             assert_eq!(advisor.observe("db", m * M, 0.05, 2), None);
         }
@@ -240,7 +265,9 @@ mod tests {
         for m in [11, 12, 13] {
             assert_eq!(advisor.observe("db", m * M, 0.05, 2), None);
         }
-        let advice = advisor.observe("db", 14 * M, 0.05, 2).expect("five after the gap");
+        let advice = advisor
+            .observe("db", 14 * M, 0.05, 2)
+            .expect("five after the gap");
         assert_eq!(advice.direction, Direction::Down);
         assert_eq!(advice.evidence.first().map(|e| e.0), Some(10 * M));
     }

@@ -76,7 +76,10 @@ fn lines(kind: ChartKind, points: &[SeriesPoint], now_ms: i64) -> Vec<Line> {
     let line = |name, colour, value: &dyn Fn(&SeriesPoint) -> Option<f64>| Line {
         name,
         colour,
-        points: points.iter().filter_map(|p| Some((x(p), value(p)?))).collect(),
+        points: points
+            .iter()
+            .filter_map(|p| Some((x(p), value(p)?)))
+            .collect(),
     };
     const BLUE_: RGBColor = RGBColor(37, 99, 235);
     const AMBER: RGBColor = RGBColor(217, 119, 6);
@@ -155,15 +158,22 @@ fn draw(
         root.draw(&Text::new(
             "no calls in this period",
             (SIZE.0 as i32 / 2 - 80, SIZE.1 as i32 / 2),
-            ("sans-serif", 14).into_font().color(&RGBColor(120, 120, 120)),
+            ("sans-serif", 14)
+                .into_font()
+                .color(&RGBColor(120, 120, 120)),
         ))?;
     }
     for line in lines {
         let colour = line.colour;
         chart
-            .draw_series(LineSeries::new(line.points.iter().copied(), colour.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                line.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
             .label(line.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 14, y)], colour.stroke_width(2))
+            });
         // A lone minute would be an invisible line: mark every point.
         chart.draw_series(
             line.points
@@ -218,7 +228,10 @@ mod tests {
             assert!(svg.contains("minutes ago"));
             assert!(svg.contains("<polyline"), "{kind:?} draws lines");
             for name in legend {
-                assert!(svg.contains(&format!(">\n{name}\n</text>")), "{kind:?}: legend {name}");
+                assert!(
+                    svg.contains(&format!(">\n{name}\n</text>")),
+                    "{kind:?}: legend {name}"
+                );
             }
             assert!(!svg.contains("no calls in this period"));
         }

@@ -202,18 +202,12 @@ impl HealthTracker {
                 self.probe_failures += 1;
                 self.last_probe_error = Some(why.clone());
                 if self.health == Health::Unhealthy {
-                    self.reason = format!(
-                        "{} probes failed in a row: {why}",
-                        self.probe_failures
-                    );
+                    self.reason = format!("{} probes failed in a row: {why}", self.probe_failures);
                     return None;
                 }
                 if self.probe_failures >= self.policy.unhealthy_after {
                     self.health = Health::Unhealthy;
-                    self.reason = format!(
-                        "{} probes failed in a row: {why}",
-                        self.probe_failures
-                    );
+                    self.reason = format!("{} probes failed in a row: {why}", self.probe_failures);
                     // Recovery starts from a clean slate: old failures must not keep a
                     // restarted instance degraded for a minute.
                     self.errors.clear();
@@ -263,9 +257,7 @@ impl HealthTracker {
         let failing = rate.filter(|r| *r >= rate_limit);
         if let Some(ms) = slow {
             self.health = Health::Degraded;
-            self.reason = format!(
-                "probe round trip {ms:.0} ms (degraded at {threshold_ms:.0} ms)"
-            );
+            self.reason = format!("probe round trip {ms:.0} ms (degraded at {threshold_ms:.0} ms)");
         } else if let Some(rate) = failing {
             self.health = Health::Degraded;
             self.reason = format!(
@@ -306,11 +298,19 @@ mod tests {
             Some(Health::Unhealthy)
         );
         assert_eq!(t.reason(), "3 probes failed in a row: connection refused");
-        assert_eq!(t.record_probe(now, Ok(FAST)), None, "one success is not enough");
+        assert_eq!(
+            t.record_probe(now, Ok(FAST)),
+            None,
+            "one success is not enough"
+        );
         assert_eq!(t.record_probe(now, Err("refused".into())), None);
         assert_eq!(t.record_probe(now, Ok(FAST)), None);
         assert_eq!(t.record_probe(now, Ok(FAST)), Some(Health::Healthy));
-        assert_eq!(t.health(), Health::Healthy, "old failures do not degrade it");
+        assert_eq!(
+            t.health(),
+            Health::Healthy,
+            "old failures do not degrade it"
+        );
     }
 
     #[test]
@@ -334,7 +334,11 @@ mod tests {
             Some(Health::Degraded),
             "100 + 0.3 × 4900 = 1570 ms"
         );
-        assert!(t.reason().starts_with("probe round trip 1570 ms"), "{}", t.reason());
+        assert!(
+            t.reason().starts_with("probe round trip 1570 ms"),
+            "{}",
+            t.reason()
+        );
         // 1570 → 1129 → 820 (still ≥ 800: degraded, though under the 1000 ms threshold).
         assert_eq!(t.record_probe(now, Ok(Duration::from_millis(100))), None);
         assert_eq!(t.record_probe(now, Ok(Duration::from_millis(100))), None);

@@ -11,7 +11,7 @@ use crate::registry::{AdminState, Registry};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -62,6 +62,10 @@ struct FleetFamilies {
     tool_list_cache_hits: IntCounterVec,
     tool_list_cache_misses: IntCounterVec,
     audit_queue_depth: IntGauge,
+    utilisation: GaugeVec,
+    scraped_cpu: GaugeVec,
+    scraped_memory: GaugeVec,
+    scraped_in_flight: GaugeVec,
 }
 
 /// The (server, tool) pairs that have their own series.
@@ -108,6 +112,10 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid gauge definition")
+}
+
+fn float_gauge_vec(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    GaugeVec::new(Opts::new(name, help), labels).expect("a valid gauge definition")
 }
 
 /// 1 for `current`, 0 for every other state: the usual shape of an enum in Prometheus,
@@ -254,6 +262,26 @@ impl FleetFamilies {
                 "Tool lists fetched from an instance because the cached one was missing, expired or announced as changed.",
                 server,
             ),
+            utilisation: float_gauge_vec(
+                "fleetdeck_instance_utilisation_ratio",
+                "The busiest of the instance's concurrency slots, scraped CPU and scraped memory, against their limits (1 = at the limit).",
+                instance,
+            ),
+            scraped_cpu: float_gauge_vec(
+                "fleetdeck_instance_scraped_cpu_cores",
+                "CPU cores the instance used between its last two scrapes (from its process_cpu_seconds_total).",
+                instance,
+            ),
+            scraped_memory: float_gauge_vec(
+                "fleetdeck_instance_scraped_resident_memory_bytes",
+                "The instance's resident memory, as its metrics endpoint reports it.",
+                instance,
+            ),
+            scraped_in_flight: float_gauge_vec(
+                "fleetdeck_instance_scraped_in_flight",
+                "Calls the instance reports serving (all clients), from its metrics endpoint.",
+                instance,
+            ),
             audit_queue_depth: IntGauge::new(
                 "fleetdeck_audit_queue_depth",
                 "Audit rows waiting to be written to the store.",
@@ -273,6 +301,22 @@ impl FleetFamilies {
                 self.in_flight
                     .with_label_values(&labels)
                     .set(i64::from(instance.in_flight()));
+                self.utilisation.with_label_values(&labels).set(
+                    crate::telemetry::sampler::instance_utilisation(&server, &instance, now),
+                );
+                // Scraped values exist only for instances that have a metrics endpoint that
+                // answers: no series rather than a misleading 0.
+                if let Some(signals) = instance.load_signals(now) {
+                    for (family, value) in [
+                        (&self.scraped_cpu, signals.cpu_cores),
+                        (&self.scraped_memory, signals.resident_bytes),
+                        (&self.scraped_in_flight, signals.in_flight),
+                    ] {
+                        if let Some(value) = value {
+                            family.with_label_values(&labels).set(value);
+                        }
+                    }
+                }
                 one_hot(
                     &self.health,
                     labels,
@@ -339,6 +383,14 @@ impl FleetFamilies {
         ] {
             family.reset();
         }
+        for family in [
+            &self.utilisation,
+            &self.scraped_cpu,
+            &self.scraped_memory,
+            &self.scraped_in_flight,
+        ] {
+            family.reset();
+        }
         // Counters restart from zero here and are set to the registry's totals, which
         // only grow: the exported values are monotonic.
         for family in [
@@ -366,6 +418,10 @@ impl FleetFamilies {
             self.result_cache_entries.collect(),
             self.tool_list_cache_hits.collect(),
             self.tool_list_cache_misses.collect(),
+            self.utilisation.collect(),
+            self.scraped_cpu.collect(),
+            self.scraped_memory.collect(),
+            self.scraped_in_flight.collect(),
             self.audit_queue_depth.collect(),
         ]
         .concat()

@@ -32,16 +32,18 @@ pub struct WindowTotals {
 impl WindowTotals {
     /// Sums `points`.
     pub fn of(points: &[SeriesPoint]) -> Self {
-        points.iter().fold(WindowTotals::default(), |t, p| WindowTotals {
-            calls: t.calls + p.calls,
-            errors: t.errors + p.errors,
-            cache_lookups: t.cache_lookups + p.cache_lookups,
-            cache_hits: t.cache_hits + p.cache_hits,
-            p99_ms: match (t.p99_ms, p.p99_ms) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            },
-        })
+        points
+            .iter()
+            .fold(WindowTotals::default(), |t, p| WindowTotals {
+                calls: t.calls + p.calls,
+                errors: t.errors + p.errors,
+                cache_lookups: t.cache_lookups + p.cache_lookups,
+                cache_hits: t.cache_hits + p.cache_hits,
+                p99_ms: match (t.p99_ms, p.p99_ms) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                },
+            })
     }
 
     fn error_rate(&self) -> Option<f64> {
@@ -77,7 +79,10 @@ async fn window(
     key: &SeriesKey,
     from_ms: i64,
 ) -> Result<Vec<SeriesPoint>, StoreError> {
-    Ok(series::merge(store.series(key, from_ms).await?, book.pending(key)))
+    Ok(series::merge(
+        store.series(key, from_ms).await?,
+        book.pending(key),
+    ))
 }
 
 /// Computes the Overview.
@@ -112,7 +117,11 @@ pub async fn overview(
             let health = instance.health();
             let admin = instance.admin_state();
             by_health[Health::ALL.iter().position(|h| *h == health).unwrap_or(0)].1 += 1;
-            by_admin[AdminState::ALL.iter().position(|a| *a == admin).unwrap_or(0)].1 += 1;
+            by_admin[AdminState::ALL
+                .iter()
+                .position(|a| *a == admin)
+                .unwrap_or(0)]
+            .1 += 1;
             match instance.breaker_snapshot(now).state {
                 BreakerState::Open => {
                     open += 1;
@@ -131,8 +140,9 @@ pub async fn overview(
         }
         glance.utilisation =
             (!busy.is_empty()).then(|| busy.iter().sum::<f64>() / busy.len() as f64);
-        let totals =
-            WindowTotals::of(&window(store, book, &SeriesKey::server(&server.name), from_ms).await?);
+        let totals = WindowTotals::of(
+            &window(store, book, &SeriesKey::server(&server.name), from_ms).await?,
+        );
         glance.calls = totals.calls;
         glance.error_rate = totals.error_rate();
         glance.p99_ms = totals.p99_ms;

@@ -49,7 +49,11 @@ pub fn sample(registry: &Registry, book: &SeriesBook, at_ms: i64, now: Instant) 
         let mut busy = Vec::new();
         for instance in server.instances() {
             let value = instance_utilisation(&server, &instance, now);
-            book.sample_utilisation(at_ms, SeriesKey::instance(&server.name, &instance.id), value);
+            book.sample_utilisation(
+                at_ms,
+                SeriesKey::instance(&server.name, &instance.id),
+                value,
+            );
             if taking_calls(&instance) {
                 busy.push(value);
             }
@@ -64,7 +68,12 @@ pub fn sample(registry: &Registry, book: &SeriesBook, at_ms: i64, now: Instant) 
 }
 
 /// Runs until the task is dropped.
-pub async fn run(registry: Arc<Registry>, book: Arc<SeriesBook>, store: Store, settings: SamplerSettings) {
+pub async fn run(
+    registry: Arc<Registry>,
+    book: Arc<SeriesBook>,
+    store: Store,
+    settings: SamplerSettings,
+) {
     let mut advisor = CapacityAdvisor::new(settings.capacity);
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -76,17 +85,17 @@ pub async fn run(registry: Arc<Registry>, book: Arc<SeriesBook>, store: Store, s
         let complete = book.take_complete(at_ms);
         if !complete.is_empty() {
             for (key, point) in &complete {
-                let is_server = !key.server.is_empty() && key.instance.is_empty() && key.tool.is_empty();
+                let is_server =
+                    !key.server.is_empty() && key.instance.is_empty() && key.tool.is_empty();
                 let (Some(value), true) = (point.utilisation, is_server) else {
                     continue;
                 };
                 let instances = registry.server(&key.server).map_or(0, |s| {
-                    s.instances()
-                        .iter()
-                        .filter(|i| taking_calls(i))
-                        .count()
+                    s.instances().iter().filter(|i| taking_calls(i)).count()
                 });
-                if let Some(advice) = advisor.observe(&key.server, point.minute_ms, value, instances) {
+                if let Some(advice) =
+                    advisor.observe(&key.server, point.minute_ms, value, instances)
+                {
                     tracing::info!(server = %advice.server, advice = advice.direction.as_str(), "{}", advice.message);
                     let evidence = serde_json::json!({
                         "minutes": advice.evidence.iter().map(|(minute_ms, u)| serde_json::json!({
@@ -98,12 +107,21 @@ pub async fn run(registry: Arc<Registry>, book: Arc<SeriesBook>, store: Store, s
                         "low": settings.capacity.low,
                     });
                     if let Err(error) = store
-                        .insert_fleet_event(at_ms, advice.direction.as_str(), &advice.server, None, &advice.message, &evidence)
+                        .insert_fleet_event(
+                            at_ms,
+                            advice.direction.as_str(),
+                            &advice.server,
+                            None,
+                            &advice.message,
+                            &evidence,
+                        )
                         .await
                     {
                         tracing::warn!(%error, "cannot record capacity advice");
                     }
-                    registry.publish(FleetEvent::Advice { server: advice.server.clone() });
+                    registry.publish(FleetEvent::Advice {
+                        server: advice.server.clone(),
+                    });
                 }
             }
             if let Err(error) = store.insert_series(&complete).await {
@@ -116,7 +134,9 @@ pub async fn run(registry: Arc<Registry>, book: Arc<SeriesBook>, store: Store, s
             let before = at_ms - i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX);
             match store.trim_series(before).await {
                 Ok(0) => {}
-                Ok(rows) => tracing::info!(rows, "deleted series minutes and events past retention"),
+                Ok(rows) => {
+                    tracing::info!(rows, "deleted series minutes and events past retention")
+                }
                 Err(error) => tracing::warn!(%error, "cannot trim series"),
             }
         }

@@ -50,7 +50,11 @@ pub struct LoadSignals {
 }
 
 /// Reads the values this module cares about from exposition text.
-pub fn read(text: &str, in_flight_metric: Option<&str>, at: Instant) -> Result<Reading, ScrapeError> {
+pub fn read(
+    text: &str,
+    in_flight_metric: Option<&str>,
+    at: Instant,
+) -> Result<Reading, ScrapeError> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
         .map_err(|e| ScrapeError::Parse(e.to_string()))?;
     let value = |sample: &prometheus_parse::Sample| match sample.value {
@@ -87,7 +91,10 @@ pub fn read(text: &str, in_flight_metric: Option<&str>, at: Instant) -> Result<R
 /// a counter that went backwards means the process restarted, and gives no rate yet).
 pub fn signals(previous: Option<&Reading>, current: &Reading) -> LoadSignals {
     let cpu_cores = previous.and_then(|before| {
-        let elapsed = current.at.saturating_duration_since(before.at).as_secs_f64();
+        let elapsed = current
+            .at
+            .saturating_duration_since(before.at)
+            .as_secs_f64();
         let used = current.cpu_seconds? - before.cpu_seconds?;
         (elapsed > 0.0 && used >= 0.0).then(|| used / elapsed)
     });
@@ -190,7 +197,11 @@ http_request_duration_seconds_count 7
             in_flight: None,
         };
         let first = reading(t0, 10.0);
-        assert_eq!(signals(None, &first).cpu_cores, None, "one reading is no rate");
+        assert_eq!(
+            signals(None, &first).cpu_cores,
+            None,
+            "one reading is no rate"
+        );
         let second = reading(t0 + Duration::from_secs(4), 13.0);
         assert_eq!(signals(Some(&first), &second).cpu_cores, Some(0.75));
         let restarted = reading(t0 + Duration::from_secs(8), 0.5);

@@ -290,7 +290,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn record(at_ms: i64, instance: Option<&str>, outcome: Outcome, ms: u64, hit: bool) -> CallRecord {
+    fn record(
+        at_ms: i64,
+        instance: Option<&str>,
+        outcome: Outcome,
+        ms: u64,
+        hit: bool,
+    ) -> CallRecord {
         CallRecord {
             at_ms,
             assistant: "a".into(),
@@ -317,14 +323,20 @@ mod tests {
         }
         for (q, truth) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0)] {
             let got = h.quantile(q).unwrap();
-            assert!(got >= truth && got <= truth * GROWTH, "q{q}: {got} vs {truth}");
+            assert!(
+                got >= truth && got <= truth * GROWTH,
+                "q{q}: {got} vs {truth}"
+            );
         }
         let mut tiny = LatencyHistogram::default();
         tiny.record(0.0);
         assert_eq!(tiny.quantile(0.99), Some(FIRST_BOUND_MS));
         let mut huge = LatencyHistogram::default();
         huge.record(1e12);
-        assert_eq!(huge.quantile(0.5), Some(LatencyHistogram::bound(BUCKETS - 1)));
+        assert_eq!(
+            huge.quantile(0.5),
+            Some(LatencyHistogram::bound(BUCKETS - 1))
+        );
     }
 
     #[test]
@@ -333,18 +345,34 @@ mod tests {
         let t = 1_700_000_070_000; // 30 s into a minute
         book.observe(&record(t, Some("search-1"), Outcome::Ok, 10, false), true);
         book.observe(&record(t + 1000, None, Outcome::Ok, 1, true), true);
-        book.observe(&record(t + 2000, Some("search-2"), Outcome::Failed, 30, false), false);
+        book.observe(
+            &record(t + 2000, Some("search-2"), Outcome::Failed, 30, false),
+            false,
+        );
         book.observe(&record(t + 3000, None, Outcome::Denied, 0, false), false);
-        book.observe(&record(t + 30_000, Some("search-1"), Outcome::Ok, 10, false), false);
+        book.observe(
+            &record(t + 30_000, Some("search-1"), Outcome::Ok, 10, false),
+            false,
+        );
         let server = book.pending(&SeriesKey::server("search"));
         assert_eq!(server.len(), 2, "two minutes");
         let first = &server[0];
         assert_eq!(first.minute_ms, minute_of(t));
-        assert_eq!((first.calls, first.errors), (3, 1), "the denial is not a call here");
+        assert_eq!(
+            (first.calls, first.errors),
+            (3, 1),
+            "the denial is not a call here"
+        );
         assert_eq!((first.cache_lookups, first.cache_hits), (2, 1));
         assert_eq!(first.hit_rate(), Some(0.5));
-        assert_eq!(book.pending(&SeriesKey::instance("search", "search-1"))[0].calls, 1);
-        assert_eq!(book.pending(&SeriesKey::tool("search", "query"))[0].calls, 3);
+        assert_eq!(
+            book.pending(&SeriesKey::instance("search", "search-1"))[0].calls,
+            1
+        );
+        assert_eq!(
+            book.pending(&SeriesKey::tool("search", "query"))[0].calls,
+            3
+        );
         assert_eq!(book.pending(&SeriesKey::fleet())[1].calls, 1);
     }
 
@@ -355,16 +383,27 @@ mod tests {
         book.observe(&record(t, Some("search-1"), Outcome::Ok, 10, false), false);
         book.sample_utilisation(t, SeriesKey::instance("search", "search-1"), 0.5);
         book.sample_utilisation(t + 1000, SeriesKey::instance("search", "search-1"), 1.0);
-        book.observe(&record(t + 30_000, Some("search-1"), Outcome::Ok, 10, false), false);
+        book.observe(
+            &record(t + 30_000, Some("search-1"), Outcome::Ok, 10, false),
+            false,
+        );
         let taken = book.take_complete(t + 30_000);
-        assert_eq!(taken.len(), 4, "fleet, server, tool, instance of the first minute");
+        assert_eq!(
+            taken.len(),
+            4,
+            "fleet, server, tool, instance of the first minute"
+        );
         let instance = taken
             .iter()
             .find(|(k, _)| k.instance == "search-1")
             .unwrap();
         assert_eq!(instance.1.utilisation, Some(0.75));
         assert!(book.take_complete(t + 30_000).is_empty(), "taken once");
-        assert_eq!(book.pending(&SeriesKey::fleet()).len(), 1, "the current minute stays");
+        assert_eq!(
+            book.pending(&SeriesKey::fleet()).len(),
+            1,
+            "the current minute stays"
+        );
     }
 
     #[test]
@@ -380,7 +419,10 @@ mod tests {
             p99_ms: None,
             utilisation: None,
         };
-        let merged = merge(vec![point(0, 1), point(60_000, 2)], vec![point(60_000, 5), point(120_000, 3)]);
+        let merged = merge(
+            vec![point(0, 1), point(60_000, 2)],
+            vec![point(60_000, 5), point(120_000, 3)],
+        );
         let calls: Vec<u64> = merged.iter().map(|p| p.calls).collect();
         assert_eq!(calls, vec![1, 5, 3]);
     }

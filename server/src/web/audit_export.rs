@@ -7,7 +7,6 @@
 
 use super::AppState;
 use crate::store::{AuditCursor, MAX_CHUNK, Store, StoreError};
-use app::auth::ssr::USER_ID_KEY;
 use app::wire::{AdminActionEntry, AuditKind, AuditQuery, ToolCallEntry, format_timestamp_utc};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -368,6 +367,7 @@ pub fn push_csv_field(out: &mut String, field: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use app::auth::ssr::USER_ID_KEY;
 
     fn record(fields: &[&str]) -> String {
         let mut out = String::new();
