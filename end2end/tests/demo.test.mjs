@@ -75,3 +75,50 @@ test("drain an instance from the Fleet page while the demo traffic keeps succeed
 
   assert.deepEqual(errors, [], "no errors in the page");
 });
+
+test("the Overview shows the demo fleet at a glance, with live charts drawn on the server", async () => {
+  const page = await (await browser.newContext()).newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}/login?next=/`);
+  await hydrated(page);
+  await page.fill("input[name=username]", "admin");
+  await page.fill("input[name=password]", ADMIN_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.waitForURL(`${server.url}/`);
+  await hydrated(page);
+
+  // Probes find every demo instance healthy; the traffic shows as calls per second.
+  await page.waitForFunction(
+    () => /^(\d+) \/ \1 healthy$/.test(document.querySelector("[data-testid=instances-healthy]")?.textContent.trim() ?? ""),
+    null,
+    { timeout: 30_000 },
+  );
+  await page.waitForFunction(() => parseFloat(document.querySelector("[data-testid=calls-per-s]")?.textContent) > 0, null, { timeout: 20_000 });
+  const servers = await page.$$eval("[data-testid=server-glance] tbody tr", (rows) => rows.map((r) => r.dataset.server));
+  assert.deepEqual(servers, ["database", "files", "notifications", "search"]);
+  const searchCalls = Number(await page.textContent("[data-testid=server-glance] tr[data-server=search] td:nth-child(5)"));
+  assert.ok(searchCalls > 0, `search served calls in the window: ${searchCalls}`);
+
+  // The three charts are SVG images the server drew from the per-minute series, with lines.
+  for (const kind of ["latency", "calls", "hit-rate"]) {
+    const img = page.locator(`[data-testid=overview-charts] [data-testid=chart-${kind}]`);
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: 10_000 });
+    const src = await img.getAttribute("src");
+    const chart = await page.evaluate(async (url) => {
+      const response = await fetch(url);
+      return { type: response.headers.get("content-type"), body: await response.text() };
+    }, src);
+    assert.equal(chart.type, "image/svg+xml", kind);
+    assert.match(chart.body, /<polyline/, `${kind} has a line`);
+  }
+
+  // The Fleet page shows what the prober scraped from each instance's own /metrics.
+  await page.goto(`${server.url}/fleet`);
+  await hydrated(page);
+  await page.waitForFunction(() => /mem \d+ MiB/.test(document.querySelector("[data-testid=load-search-2]")?.textContent ?? ""), null, {
+    timeout: 20_000,
+  });
+  assert.match(await page.textContent("[data-testid=health-reason-search-2]"), /^ping /);
+
+  assert.deepEqual(errors, [], "no errors in the page");
+});

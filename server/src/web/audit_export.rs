@@ -367,7 +367,6 @@ pub fn push_csv_field(out: &mut String, field: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::auth::ssr::USER_ID_KEY;
 
     fn record(fields: &[&str]) -> String {
         let mut out = String::new();
@@ -474,6 +473,7 @@ mod tests {
         use std::sync::Arc;
         use std::time::Duration;
         use tower::ServiceExt;
+        use app::auth::ssr::USER_ID_KEY;
         use tower_sessions::SessionManagerLayer;
 
         const FLEET: &str = r#"
