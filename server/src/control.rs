@@ -428,7 +428,9 @@ impl ControlPlane for FleetControl {
     }
 
     async fn overview(&self) -> Result<OverviewView, AppError> {
-        overview::overview(&self.registry, &self.store, &self.series)
+        let started_ms = crate::store::now_ms()
+            - i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        overview::overview(&self.registry, &self.store, &self.series, started_ms)
             .await
             .map_err(store_failure)
     }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 pub enum ChartKind {
     /// p50, p95 and p99 in ms.
     Latency,
-    /// Calls and errors per minute.
+    /// Calls and errors per second, by minute.
     Calls,
     /// Cache hits per cacheable call, in %.
     HitRate,
@@ -32,7 +32,7 @@ impl ChartKind {
     fn title(self) -> &'static str {
         match self {
             ChartKind::Latency => "Latency (ms): p50, p95, p99",
-            ChartKind::Calls => "Calls and errors per minute",
+            ChartKind::Calls => "Calls and errors per second",
             ChartKind::HitRate => "Cache hit rate (%)",
             ChartKind::Utilisation => "Utilisation (%)",
         }
@@ -70,6 +70,11 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
+/// Seconds of `point`'s minute that have passed by `now_ms` (60 for a complete minute).
+fn seconds_of(point: &SeriesPoint, now_ms: i64) -> f64 {
+    ((now_ms - point.minute_ms) as f64 / 1000.0).clamp(1.0, 60.0)
+}
+
 /// The lines of `kind` over `points`, with x in minutes before `now_ms` (negative).
 fn lines(kind: ChartKind, points: &[SeriesPoint], now_ms: i64) -> Vec<Line> {
     let x = |p: &SeriesPoint| (p.minute_ms - now_ms) as f64 / 60_000.0;
@@ -91,9 +96,14 @@ fn lines(kind: ChartKind, points: &[SeriesPoint], now_ms: i64) -> Vec<Line> {
             line("p95", AMBER, &|p| p.p95_ms),
             line("p99", RED_, &|p| p.p99_ms),
         ],
+        // Per second of the minute seen so far, so that the current minute is comparable.
         ChartKind::Calls => vec![
-            line("calls", BLUE_, &|p| Some(p.calls as f64)),
-            line("errors", RED_, &|p| Some(p.errors as f64)),
+            line("calls", BLUE_, &|p| {
+                Some(p.calls as f64 / seconds_of(p, now_ms))
+            }),
+            line("errors", RED_, &|p| {
+                Some(p.errors as f64 / seconds_of(p, now_ms))
+            }),
         ],
         ChartKind::HitRate => vec![line("hit rate", GREEN_, &|p| {
             p.hit_rate().map(|r| r * 100.0)

@@ -85,11 +85,13 @@ async fn window(
     ))
 }
 
-/// Computes the Overview.
+/// Computes the Overview; `started_ms` is when this replica started (Unix ms), so that a
+/// young replica's rates are not diluted over minutes it did not see.
 pub async fn overview(
     registry: &Registry,
     store: &Store,
     book: &SeriesBook,
+    started_ms: i64,
 ) -> Result<OverviewView, StoreError> {
     let (now, at_ms) = (Instant::now(), now_ms());
     // The window ends now and starts WINDOW_MINUTES whole minutes before the current one.
@@ -149,8 +151,14 @@ pub async fn overview(
         glance.hit_rate = totals.hit_rate();
         servers.push(glance);
     }
-    let fleet = WindowTotals::of(&window(store, book, &SeriesKey::fleet(), from_ms).await?);
-    let seconds = ((at_ms - from_ms) as f64 / 1000.0).max(1.0);
+    let fleet_points = window(store, book, &SeriesKey::fleet(), from_ms).await?;
+    // Minutes stored before this replica started still count, from their own start.
+    let covered_from = match fleet_points.first() {
+        Some(first) => from_ms.max(started_ms.min(first.minute_ms)),
+        None => from_ms.max(started_ms),
+    };
+    let seconds = ((at_ms - covered_from) as f64 / 1000.0).max(1.0);
+    let fleet = WindowTotals::of(&fleet_points);
     let events = store.fleet_events(false, EVENTS).await?;
     let advice = store.fleet_events(true, EVENTS).await?;
     Ok(OverviewView {

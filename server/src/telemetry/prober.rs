@@ -2,7 +2,7 @@
 //! the health tracker, with hysteresis), and a scrape of the instance's `metrics_url` when it
 //! has one. A dead instance stops receiving calls even when nobody is calling it.
 
-use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
+use crate::registry::{FleetEvent, Health, Instance, Registry, ServerEntry};
 use crate::store::Store;
 use crate::telemetry::scrape;
 use std::sync::Arc;
@@ -67,7 +67,16 @@ pub async fn probe(
         }
         instance.record_scrape(reading.map_err(|e| e.to_string()));
     }
-    if let Some(health) = changed {
+    let Some(health) = changed else {
+        return;
+    };
+    registry.publish(FleetEvent::Instance {
+        server: instance.server.clone(),
+        instance: instance.id.clone(),
+    });
+    // An instance's first verdict is news only if it is bad: "unknown → healthy" for every
+    // instance at start would bury the events that matter.
+    if !(before == Health::Unknown && health == Health::Healthy) {
         let (_, reason, latency_ms, error_rate) = instance.health_detail(Instant::now());
         tracing::info!(instance = %instance.id, from = before.as_str(), to = health.as_str(), %reason, "health changed");
         let message = format!(
@@ -96,9 +105,5 @@ pub async fn probe(
         {
             tracing::warn!(%error, "cannot record a health event");
         }
-        registry.publish(FleetEvent::Instance {
-            server: instance.server.clone(),
-            instance: instance.id.clone(),
-        });
     }
 }

@@ -465,6 +465,7 @@ mod tests {
         use crate::gateway::record::{CallRecord, Outcome};
         use crate::registry::Registry;
         use crate::store::test_support::temp_store;
+        use app::auth::ssr::USER_ID_KEY;
         use app::wire::Role;
         use axum::Router;
         use axum::extract::Path;
@@ -473,7 +474,6 @@ mod tests {
         use std::sync::Arc;
         use std::time::Duration;
         use tower::ServiceExt;
-        use app::auth::ssr::USER_ID_KEY;
         use tower_sessions::SessionManagerLayer;
 
         const FLEET: &str = r#"
