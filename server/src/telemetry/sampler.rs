@@ -4,8 +4,10 @@
 
 use crate::registry::{AdminState, FleetEvent, Health, Instance, Registry, ServerEntry};
 use crate::store::{Store, now_ms};
-use crate::telemetry::capacity::{CapacityAdvisor, CapacityPolicy, LoadInputs, utilisation};
-use crate::telemetry::series::{SeriesBook, SeriesKey};
+use crate::telemetry::capacity::{
+    Advice, CapacityAdvisor, CapacityPolicy, LoadInputs, utilisation,
+};
+use crate::telemetry::series::{SeriesBook, SeriesKey, SeriesPoint};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +69,38 @@ pub fn sample(registry: &Registry, book: &SeriesBook, at_ms: i64, now: Instant) 
     }
 }
 
+/// Feeds the servers' complete minutes to the advisor; returns the advice it gives.
+pub fn advise(
+    advisor: &mut CapacityAdvisor,
+    registry: &Registry,
+    complete: &[(SeriesKey, SeriesPoint)],
+) -> Vec<Advice> {
+    complete
+        .iter()
+        .filter(|(key, _)| !key.server.is_empty() && key.instance.is_empty() && key.tool.is_empty())
+        .filter_map(|(key, point)| {
+            let utilisation = point.utilisation?;
+            let instances = registry.server(&key.server).map_or(0, |s| {
+                s.instances().iter().filter(|i| taking_calls(i)).count()
+            });
+            advisor.observe(&key.server, point.minute_ms, utilisation, instances)
+        })
+        .collect()
+}
+
+/// The evidence stored with advice: the minutes, the instances, the thresholds.
+fn evidence(advice: &Advice, policy: &CapacityPolicy) -> serde_json::Value {
+    serde_json::json!({
+        "minutes": advice.evidence.iter().map(|(minute_ms, u)| serde_json::json!({
+            "minute_ms": minute_ms,
+            "utilisation": u,
+        })).collect::<Vec<_>>(),
+        "instances": advice.instances,
+        "high": policy.high,
+        "low": policy.low,
+    })
+}
+
 /// Runs until the task is dropped.
 pub async fn run(
     registry: Arc<Registry>,
@@ -84,45 +118,24 @@ pub async fn run(
         sample(&registry, &book, at_ms, now);
         let complete = book.take_complete(at_ms);
         if !complete.is_empty() {
-            for (key, point) in &complete {
-                let is_server =
-                    !key.server.is_empty() && key.instance.is_empty() && key.tool.is_empty();
-                let (Some(value), true) = (point.utilisation, is_server) else {
-                    continue;
-                };
-                let instances = registry.server(&key.server).map_or(0, |s| {
-                    s.instances().iter().filter(|i| taking_calls(i)).count()
-                });
-                if let Some(advice) =
-                    advisor.observe(&key.server, point.minute_ms, value, instances)
+            for advice in advise(&mut advisor, &registry, &complete) {
+                tracing::info!(server = %advice.server, advice = advice.direction.as_str(), "{}", advice.message);
+                if let Err(error) = store
+                    .insert_fleet_event(
+                        at_ms,
+                        advice.direction.as_str(),
+                        &advice.server,
+                        None,
+                        &advice.message,
+                        &evidence(&advice, &settings.capacity),
+                    )
+                    .await
                 {
-                    tracing::info!(server = %advice.server, advice = advice.direction.as_str(), "{}", advice.message);
-                    let evidence = serde_json::json!({
-                        "minutes": advice.evidence.iter().map(|(minute_ms, u)| serde_json::json!({
-                            "minute_ms": minute_ms,
-                            "utilisation": u,
-                        })).collect::<Vec<_>>(),
-                        "instances": advice.instances,
-                        "high": settings.capacity.high,
-                        "low": settings.capacity.low,
-                    });
-                    if let Err(error) = store
-                        .insert_fleet_event(
-                            at_ms,
-                            advice.direction.as_str(),
-                            &advice.server,
-                            None,
-                            &advice.message,
-                            &evidence,
-                        )
-                        .await
-                    {
-                        tracing::warn!(%error, "cannot record capacity advice");
-                    }
-                    registry.publish(FleetEvent::Advice {
-                        server: advice.server.clone(),
-                    });
+                    tracing::warn!(%error, "cannot record capacity advice");
                 }
+                registry.publish(FleetEvent::Advice {
+                    server: advice.server.clone(),
+                });
             }
             if let Err(error) = store.insert_series(&complete).await {
                 // The minutes are lost for charts, but nothing else depends on them.
@@ -140,5 +153,69 @@ pub async fn run(
                 Err(error) => tracing::warn!(%error, "cannot trim series"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fleet::FleetFile;
+    use crate::telemetry::capacity::Direction;
+
+    fn registry() -> Arc<Registry> {
+        let fleet = FleetFile::parse(
+            "[[server]]\nname = \"search\"\nmax_in_flight = 4\n\
+             [[server.instance]]\nid = \"search-1\"\nurl = \"http://127.0.0.1:9/mcp\"\n\
+             [[server.instance]]\nid = \"search-2\"\nurl = \"http://127.0.0.1:9/mcp\"\n",
+            std::path::Path::new("fleet.toml"),
+        )
+        .unwrap();
+        Registry::from_fleet(&fleet)
+    }
+
+    #[test]
+    fn busy_slots_become_server_minutes_and_five_busy_minutes_become_advice() {
+        let registry = registry();
+        let book = SeriesBook::new();
+        let (_, one) = registry.instance("search-1").unwrap();
+        let now = Instant::now();
+        // search-1 has all 4 slots taken, search-2 none: the server is 50% busy.
+        let permits: Vec<_> = (0..4).map(|_| one.try_admit(now).unwrap()).collect();
+        let t0 = 1_700_000_040_000; // a minute's start
+        sample(&registry, &book, t0, now);
+        sample(&registry, &book, t0 + 1000, now);
+        drop(permits);
+        let complete = book.take_complete(t0 + 60_000);
+        let value = |key: SeriesKey| {
+            complete
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, p)| p.utilisation)
+        };
+        assert_eq!(value(SeriesKey::instance("search", "search-1")), Some(1.0));
+        assert_eq!(value(SeriesKey::instance("search", "search-2")), Some(0.0));
+        assert_eq!(value(SeriesKey::server("search")), Some(0.5));
+
+        let mut advisor = CapacityAdvisor::new(CapacityPolicy::default());
+        let busy_minute = |m: i64| {
+            let mut point = complete
+                .iter()
+                .find(|(k, _)| *k == SeriesKey::server("search"))
+                .unwrap()
+                .clone();
+            point.1.minute_ms = t0 + m * 60_000;
+            point.1.utilisation = Some(0.95);
+            point
+        };
+        for m in 0..4 {
+            assert!(advise(&mut advisor, &registry, &[busy_minute(m)]).is_empty());
+        }
+        let advice = advise(&mut advisor, &registry, &[busy_minute(4)]);
+        assert_eq!(advice.len(), 1);
+        assert_eq!(advice[0].direction, Direction::Up);
+        assert_eq!(advice[0].instances, 2);
+        let evidence = evidence(&advice[0], &CapacityPolicy::default());
+        assert_eq!(evidence["minutes"].as_array().unwrap().len(), 5);
+        assert_eq!(evidence["minutes"][4]["utilisation"], 0.95);
     }
 }
