@@ -8,11 +8,13 @@
 mod admin_audit;
 pub(crate) mod assistants;
 mod fleet_state;
+mod roi;
 
 pub use assistants::{AccessRecords, AssistantRecord, DeclaredAssistant};
 
 pub use admin_audit::AdminAction;
 pub use fleet_state::FleetInstanceRecord;
+pub use roi::StoredRoiInputs;
 mod sessions;
 mod tool_calls;
 mod users;
