@@ -181,8 +181,10 @@ pub trait ControlPlane: Send + Sync + 'static {
     ) -> Result<(), AppError>;
 
     /// The planning mode: the ROI of a proposed server from uses per person and team size.
-    async fn plan_roi(&self, form: crate::wire::RoiPlanForm)
-    -> Result<crate::wire::RoiPlan, AppError>;
+    async fn plan_roi(
+        &self,
+        form: crate::wire::RoiPlanForm,
+    ) -> Result<crate::wire::RoiPlan, AppError>;
 }
 
 /// The shared handle server functions find in their context.

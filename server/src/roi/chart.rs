@@ -30,12 +30,7 @@ fn draw(cumulative: &[f64], cost: f64, currency: &str) -> Result<String, String>
     let months = u32::try_from(cumulative.len().saturating_sub(1))
         .unwrap_or(u32::MAX)
         .max(1);
-    let top = cumulative
-        .iter()
-        .copied()
-        .fold(cost, f64::max)
-        .max(1.0)
-        * 1.08;
+    let top = cumulative.iter().copied().fold(cost, f64::max).max(1.0) * 1.08;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();

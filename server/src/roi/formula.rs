@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn cumulative_value_stops_growing_after_the_earning_months() {
         assert_eq!(cumulative_value(10.0, 3, 3), vec![0.0, 10.0, 20.0, 30.0]);
-        assert_eq!(cumulative_value(10.0, 2, 4), vec![0.0, 10.0, 20.0, 20.0, 20.0]);
+        assert_eq!(
+            cumulative_value(10.0, 2, 4),
+            vec![0.0, 10.0, 20.0, 20.0, 20.0]
+        );
         assert_eq!(cumulative_value(0.0, 2, 2), vec![0.0, 0.0, 0.0]);
     }
 

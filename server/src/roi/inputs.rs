@@ -46,7 +46,10 @@ fn amount(field: &str, text: &str, max: f64) -> Result<f64, InputError> {
         .parse()
         .map_err(|_| refuse(field, format!("must be a number, got {text:?}")))?;
     if !value.is_finite() {
-        return Err(refuse(field, format!("must be a finite number, got {text:?}")));
+        return Err(refuse(
+            field,
+            format!("must be a finite number, got {text:?}"),
+        ));
     }
     if value < 0.0 {
         return Err(refuse(field, format!("must not be negative (got {text})")));
@@ -76,7 +79,10 @@ fn currency(text: &str) -> Result<String, InputError> {
     } else {
         Err(refuse(
             "currency",
-            format!("must be a three-letter code such as EUR or USD, got {:?}", text.trim()),
+            format!(
+                "must be a three-letter code such as EUR or USD, got {:?}",
+                text.trim()
+            ),
         ))
     }
 }
@@ -202,10 +208,7 @@ mod tests {
             currency: "eur".into(),
             default_minutes_saved: "5".into(),
             months: "12".into(),
-            tool_minutes: vec![
-                ("query".into(), "2.5".into()),
-                ("lookup".into(), "".into()),
-            ],
+            tool_minutes: vec![("query".into(), "2.5".into()), ("lookup".into(), "".into())],
         }
     }
 

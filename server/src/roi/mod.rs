@@ -122,7 +122,10 @@ pub async fn report_at(
                 tool_uses,
                 stored,
                 measure(
-                    uses.iter().filter(|u| u.server == name).map(|u| u.uses).sum(),
+                    uses.iter()
+                        .filter(|u| u.server == name)
+                        .map(|u| u.uses)
+                        .sum(),
                     window_days,
                     first_calls.get(&name).copied(),
                     now_ms,
@@ -407,7 +410,10 @@ mod tests {
         // files left the fleet but had 2 uses in the window, which it fully covers.
         let files = &report.servers[0];
         assert!(!files.in_fleet);
-        assert_eq!((files.usage.uses, files.usage.span), (2, CoveredSpan::Window));
+        assert_eq!(
+            (files.usage.uses, files.usage.span),
+            (2, CoveredSpan::Window)
+        );
         assert!(close(files.usage.uses_per_month, 2.0 * 30.44 / 30.0));
         // Over 90 days its 6 calls count, over the 40 days since its first call.
         let wide = report_at(&store, &fleet(), 90, NOW).await.unwrap();
@@ -440,7 +446,12 @@ mod tests {
         };
         assert!(close(percent, (monthly * 12.0 - 800.0) / 800.0 * 100.0));
         assert!(matches!(f.break_even, BreakEven::AfterMonths(m) if close(m, 800.0 / monthly)));
-        assert!(search.chart_svg.as_deref().is_some_and(|s| s.starts_with("<svg")));
+        assert!(
+            search
+                .chart_svg
+                .as_deref()
+                .is_some_and(|s| s.starts_with("<svg"))
+        );
         let query = search.tools.iter().find(|t| t.tool == "query").unwrap();
         assert!(!query.minutes_is_default && query.minutes_saved == 3.0);
         assert_eq!(search.updated.as_ref().map(|u| u.0.as_str()), Some("alice"));
@@ -467,9 +478,18 @@ mod tests {
                 tools: vec![],
             },
         ];
-        store.save_roi_inputs("search", &inputs(10.0, 80.0), "a").await.unwrap();
-        store.save_roi_inputs("idle", &inputs(10.0, 80.0), "a").await.unwrap();
-        store.save_roi_inputs("free", &inputs(0.0, 80.0), "a").await.unwrap();
+        store
+            .save_roi_inputs("search", &inputs(10.0, 80.0), "a")
+            .await
+            .unwrap();
+        store
+            .save_roi_inputs("idle", &inputs(10.0, 80.0), "a")
+            .await
+            .unwrap();
+        store
+            .save_roi_inputs("free", &inputs(0.0, 80.0), "a")
+            .await
+            .unwrap();
         let report = report_at(&store, &fleet, 30, NOW).await.unwrap();
         let order: Vec<_> = report
             .servers
@@ -525,6 +545,9 @@ mod tests {
         assert_eq!(plan.figures.break_even, BreakEven::AfterMonths(4.0));
         assert_eq!(plan.figures.currency, "USD");
         let refused = super::plan(RoiPlanForm::default()).unwrap_err();
-        assert_eq!(refused, AppError::Invalid("proposed server: required".into()));
+        assert_eq!(
+            refused,
+            AppError::Invalid("proposed server: required".into())
+        );
     }
 }

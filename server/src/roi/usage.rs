@@ -28,7 +28,11 @@ pub fn window_start_ms(window_days: u32, now_ms: i64) -> i64 {
 }
 
 /// The span counted over, in days, and why: the window, or since the first call.
-pub fn covered_span(window_days: u32, first_call_at_ms: Option<i64>, now_ms: i64) -> (f64, CoveredSpan) {
+pub fn covered_span(
+    window_days: u32,
+    first_call_at_ms: Option<i64>,
+    now_ms: i64,
+) -> (f64, CoveredSpan) {
     let window_ms = i64::from(window_days) * DAY_MS;
     let days = |ms: i64| ms as f64 / DAY_MS as f64;
     match first_call_at_ms {
@@ -59,7 +63,12 @@ pub fn per_month(uses: u64, covered_days: f64) -> f64 {
 }
 
 /// A server's measured usage.
-pub fn measure(uses: u64, window_days: u32, first_call_at_ms: Option<i64>, now_ms: i64) -> MeasuredUsage {
+pub fn measure(
+    uses: u64,
+    window_days: u32,
+    first_call_at_ms: Option<i64>,
+    now_ms: i64,
+) -> MeasuredUsage {
     let (covered_days, span) = covered_span(window_days, first_call_at_ms, now_ms);
     MeasuredUsage {
         window_days,
@@ -125,7 +134,10 @@ mod tests {
     #[test]
     fn no_calls_is_zero_uses_a_month() {
         let usage = measure(0, 30, None, NOW);
-        assert_eq!((usage.span, usage.uses_per_month), (CoveredSpan::NoCalls, 0.0));
+        assert_eq!(
+            (usage.span, usage.uses_per_month),
+            (CoveredSpan::NoCalls, 0.0)
+        );
         assert_eq!(per_month(10, 0.0), 0.0);
     }
 }

@@ -298,11 +298,23 @@ mod tests {
         assert_eq!(store.roi_inputs().await.unwrap(), vec![]);
 
         let first = inputs(40.0, &[("query", 2.5), ("lookup", 1.0)]);
-        assert_eq!(store.save_roi_inputs("search", &first, "alice").await.unwrap(), None);
+        assert_eq!(
+            store
+                .save_roi_inputs("search", &first, "alice")
+                .await
+                .unwrap(),
+            None
+        );
         let second = inputs(60.0, &[("query", 3.0)]);
-        let before = store.save_roi_inputs("search", &second, "bob").await.unwrap();
+        let before = store
+            .save_roi_inputs("search", &second, "bob")
+            .await
+            .unwrap();
         // Tools come back ordered by name.
-        assert_eq!(before, Some(inputs(40.0, &[("lookup", 1.0), ("query", 2.5)])));
+        assert_eq!(
+            before,
+            Some(inputs(40.0, &[("lookup", 1.0), ("query", 2.5)]))
+        );
 
         let stored = store.roi_inputs().await.unwrap();
         assert_eq!(stored.len(), 1);
@@ -313,7 +325,11 @@ mod tests {
         let audit = store.recent_admin_audit(10).await.unwrap();
         assert_eq!(audit.len(), 2);
         assert_eq!(
-            (audit[0].actor.as_str(), audit[0].action.as_str(), audit[0].target.as_str()),
+            (
+                audit[0].actor.as_str(),
+                audit[0].action.as_str(),
+                audit[0].target.as_str()
+            ),
             ("bob", "roi.set_inputs", "search")
         );
         assert_eq!(
@@ -331,10 +347,18 @@ mod tests {
     async fn a_refused_write_changes_nothing_and_audits_nothing() {
         let (store, _dir) = temp_store().await;
         let good = inputs(40.0, &[]);
-        store.save_roi_inputs("search", &good, "alice").await.unwrap();
+        store
+            .save_roi_inputs("search", &good, "alice")
+            .await
+            .unwrap();
         // The schema's own checks are the last line: a negative value never lands.
         let bad = inputs(-1.0, &[]);
-        assert!(store.save_roi_inputs("search", &bad, "mallory").await.is_err());
+        assert!(
+            store
+                .save_roi_inputs("search", &bad, "mallory")
+                .await
+                .is_err()
+        );
         assert_eq!(store.roi_inputs().await.unwrap()[0].inputs, good);
         assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 1);
     }

@@ -9,9 +9,7 @@ use super::AppState;
 use super::audit_export::push_csv_field;
 use app::auth::ssr::USER_ID_KEY;
 use app::error::AppError;
-use app::wire::{
-    BreakEven, DEFAULT_ROI_WINDOW, RoiFigures, RoiReport, ServerRoi, format_fixed,
-};
+use app::wire::{BreakEven, DEFAULT_ROI_WINDOW, RoiFigures, RoiReport, ServerRoi, format_fixed};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -232,11 +230,7 @@ pub(super) async fn export(
             return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response();
         }
         Err(error) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{error}\n"),
-            )
-                .into_response();
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response();
         }
     };
     tracing::info!(user = %user.username, window, "ROI export");
@@ -345,10 +339,22 @@ mod tests {
             "tool,everything,echo,,true,30,1.00,5,152.20,3.00,7.61,,,,,,,,,,,"
         );
         // A hostile server name is neutralised; numbers (even negative ones) stay numbers.
-        assert!(lines[3].starts_with("server,'=cmd|'/c calc'!A1,,,true,30,"), "{}", lines[3]);
-        assert!(lines[5].starts_with("fleet,,,,,30,,,152.20,,7.61,EUR,,,800.00"), "{}", lines[5]);
+        assert!(
+            lines[3].starts_with("server,'=cmd|'/c calc'!A1,,,true,30,"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[5].starts_with("fleet,,,,,30,,,152.20,,7.61,EUR,,,800.00"),
+            "{}",
+            lines[5]
+        );
         assert!(lines[5].ends_with(",-12.50,never,"), "{}", lines[5]);
-        assert_eq!(lines.len(), 7, "header, 2 × (server + tool), fleet, and the final CRLF");
+        assert_eq!(
+            lines.len(),
+            7,
+            "header, 2 × (server + tool), fleet, and the final CRLF"
+        );
         for line in &lines[..6] {
             assert_eq!(line.matches(',').count(), HEADER.len() - 1, "{line}");
         }

@@ -25,14 +25,10 @@ pub async fn save_roi_inputs(server: String, form: RoiInputsForm) -> Result<(), 
     .await
 }
 
-/// A stored number as the form shows it: no trailing zeros, no exponent.
+/// A stored number as the form shows it: as typed, without trailing zeros or an exponent
+/// (Rust's `Display` for `f64` writes neither).
 pub fn number_text(value: f64) -> String {
-    let text = format!("{value}");
-    if text.contains('e') {
-        format!("{value:.6}")
-    } else {
-        text
-    }
+    value.to_string()
 }
 
 /// The form's starting values: the stored inputs, or blanks with sensible defaults.
@@ -44,14 +40,21 @@ pub fn initial_form(inputs: Option<&RoiInputs>, tools: &[ToolRoi]) -> RoiInputsF
             .unwrap_or_default()
     };
     RoiInputsForm {
-        development_hours: inputs.map(|i| number_text(i.development_hours)).unwrap_or_default(),
-        hourly_rate: inputs.map(|i| number_text(i.hourly_rate)).unwrap_or_default(),
+        development_hours: inputs
+            .map(|i| number_text(i.development_hours))
+            .unwrap_or_default(),
+        hourly_rate: inputs
+            .map(|i| number_text(i.hourly_rate))
+            .unwrap_or_default(),
         currency: inputs.map_or_else(|| DEFAULT_CURRENCY.to_string(), |i| i.currency.clone()),
         default_minutes_saved: inputs
             .map(|i| number_text(i.default_minutes_saved))
             .unwrap_or_default(),
         months: inputs.map_or(DEFAULT_MONTHS, |i| i.months).to_string(),
-        tool_minutes: tools.iter().map(|t| (t.tool.clone(), own(&t.tool))).collect(),
+        tool_minutes: tools
+            .iter()
+            .map(|t| (t.tool.clone(), own(&t.tool)))
+            .collect(),
     }
 }
 
@@ -103,22 +106,23 @@ pub fn InputsForm(
             },
         });
     };
-    let field = |label: &'static str, name: &'static str, value: RwSignal<String>, hint: &'static str| {
-        view! {
-            <label>
-                {label}
-                <input
-                    name=name
-                    inputmode="decimal"
-                    autocomplete="off"
-                    placeholder=hint
-                    data-testid=format!("input-{name}")
-                    value=value.get_untracked()
-                    on:input=move |event| value.set(event_target_value(&event))
-                />
-            </label>
-        }
-    };
+    let field =
+        |label: &'static str, name: &'static str, value: RwSignal<String>, hint: &'static str| {
+            view! {
+                <label>
+                    {label}
+                    <input
+                        name=name
+                        inputmode="decimal"
+                        autocomplete="off"
+                        placeholder=hint
+                        data-testid=format!("input-{name}")
+                        value=value.get_untracked()
+                        on:input=move |event| value.set(event_target_value(&event))
+                    />
+                </label>
+            }
+        };
     let tool_fields = (!tool_minutes.is_empty()).then(|| {
         view! {
             <fieldset class="roi-tool-minutes">
@@ -259,6 +263,6 @@ mod tests {
                 ("add".to_string(), String::new())
             ]
         );
-        assert_eq!(number_text(1e-7), "0.000000");
+        assert_eq!(number_text(1e-7), "0.0000001");
     }
 }

@@ -150,7 +150,11 @@ fn Report(
     last_saved: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let generated = format_timestamp_utc(report.generated_at_ms);
-    let configured = report.servers.iter().filter(|s| s.figures.is_some()).count();
+    let configured = report
+        .servers
+        .iter()
+        .filter(|s| s.figures.is_some())
+        .count();
     let total = report.servers.len();
     let fleet = if report.fleet.is_empty() {
         view! {
@@ -296,7 +300,10 @@ fn Ranking(servers: Vec<ServerRoi>) -> impl IntoView {
 #[component]
 fn RankingRow(server: ServerRoi) -> impl IntoView {
     let name = server.server.clone();
-    let rank = server.rank.map(|r| r.to_string()).unwrap_or_else(|| "—".into());
+    let rank = server
+        .rank
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "—".into());
     let uses = format_grouped(server.usage.uses_per_month, 1);
     let cells = match &server.figures {
         Some(f) => view! {
@@ -373,7 +380,12 @@ fn ServerCard(
             />
         }
     });
-    let read_only = (!admin).then(|| server.inputs.clone().map(|inputs| view! { <InputsSummary inputs /> }));
+    let read_only = (!admin).then(|| {
+        server
+            .inputs
+            .clone()
+            .map(|inputs| view! { <InputsSummary inputs /> })
+    });
     view! {
         <section class="card roi-server" id=format!("roi-{name}") data-testid=format!("server-{name}")>
             <div class="server-head">
