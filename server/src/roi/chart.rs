@@ -44,7 +44,7 @@ fn draw(cumulative: &[f64], cost: f64, currency: &str) -> Result<String, String>
         let axis_text = ("sans-serif", 13).into_font().color(&INK);
         chart
             .configure_mesh()
-            .light_line_style(INK.mix(0.12))
+            .light_line_style(INK.mix(0.04))
             .bold_line_style(INK.mix(0.25))
             .axis_style(INK)
             .label_style(axis_text.clone())

@@ -212,6 +212,9 @@ mod tests {
         }
     }
 
+    /// One edit of the form.
+    type Change = Box<dyn FnOnce(&mut RoiInputsForm)>;
+
     fn refused(change: impl FnOnce(&mut RoiInputsForm)) -> String {
         let mut form = form();
         change(&mut form);
@@ -253,7 +256,7 @@ mod tests {
 
     #[test]
     fn each_bad_value_is_refused_naming_its_field() {
-        let cases: Vec<(Box<dyn FnOnce(&mut RoiInputsForm)>, &str)> = vec![
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|f| f.development_hours = "-5".into()),
                 "development hours: must not be negative (got -5)",

@@ -353,7 +353,7 @@ mod tests {
         let mut calls = Vec::new();
         calls.push(call(NOW - 10 * DAY, "search", "query", Outcome::Ok));
         calls.extend((1..7).map(|i| call(NOW - i * DAY, "search", "query", Outcome::Ok)));
-        calls.extend((1..4).map(|i| call(NOW - i * 3600_000, "search", "lookup", Outcome::Ok)));
+        calls.extend((1..4).map(|i| call(NOW - i * 3_600_000, "search", "lookup", Outcome::Ok)));
         for outcome in [
             Outcome::Denied,
             Outcome::Denied,
