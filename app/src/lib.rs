@@ -84,15 +84,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("permissions") view=PermissionsPage />
                     <Route path=path!("assistants") view=AssistantsPage />
                     <Route path=path!("audit") view=AuditLogPage />
-                    <Route
-                        path=path!("roi")
-                        view=|| view! {
-                            <Upcoming
-                                title="ROI"
-                                what="return on investment per server from measured usage: ROI %, break-even months and value over time"
-                            />
-                        }
-                    />
+                    <Route path=path!("roi") view=crate::pages::roi::RoiPage />
                     <Route path=path!("users") view=UsersPage />
                 </ParentRoute>
             </Routes>

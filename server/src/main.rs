@@ -8,6 +8,7 @@ mod control;
 mod demo;
 mod gateway;
 mod registry;
+mod roi;
 mod store;
 mod telemetry;
 mod upstream;

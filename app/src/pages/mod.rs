@@ -10,6 +10,7 @@ pub mod login;
 pub mod not_found;
 pub mod overview;
 pub mod permissions;
+pub mod roi;
 pub mod tools;
 pub mod upcoming;
 pub mod users;

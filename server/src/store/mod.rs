@@ -8,12 +8,14 @@
 mod admin_audit;
 pub(crate) mod assistants;
 mod fleet_state;
+mod roi;
 mod series;
 
 pub use assistants::{AccessRecords, AssistantRecord, DeclaredAssistant};
 
 pub use admin_audit::AdminAction;
 pub use fleet_state::FleetInstanceRecord;
+pub use roi::StoredRoiInputs;
 pub use series::FleetEventRecord;
 mod sessions;
 mod tool_calls;

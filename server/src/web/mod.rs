@@ -8,6 +8,7 @@ mod events;
 mod health;
 mod login_gate;
 mod metrics;
+mod roi_export;
 
 pub use csrf::AllowedOrigins;
 
@@ -90,6 +91,7 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
         .route("/api/events", axum::routing::get(events::stream))
         .route("/api/audit.csv", axum::routing::get(audit_export::export))
         .route("/charts/{chart}", axum::routing::get(charts::chart))
+        .route("/api/roi.csv", axum::routing::get(roi_export::export))
         .leptos_routes_with_context(
             &state,
             routes,
