@@ -109,12 +109,17 @@ test("a permission toggled on the page applies to the assistant's very next call
   await page.getByRole("button", { name: "Reset everything__echo for sdk to the tier default" }).click();
   await waitForDecision(page, "deny", "unmatched");
 
-  // The Audit page shows the calls, filtered through the URL.
-  await page.goto(`${server.url}/audit?kind=calls&assistant=sdk&outcome=denied`);
-  await hydrated(page);
-  await page.waitForFunction(() => document.querySelectorAll("[data-testid=audit-calls] tr[data-outcome]").length >= 2, null, {
-    timeout: 15_000,
-  });
+  // The Audit page shows the calls, filtered through the URL. Audit rows are written in
+  // batches after the answers, so the page is loaded again until both denials are in.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    await page.goto(`${server.url}/audit?kind=calls&assistant=sdk&outcome=denied`);
+    await hydrated(page);
+    const rows = await page.locator("[data-testid=audit-calls] tr[data-outcome]").count();
+    if (rows >= 2) break;
+    assert.ok(Date.now() < deadline, `only ${rows} denied calls on the Audit page after 15 s`);
+    await page.waitForTimeout(500);
+  }
   const outcomes = await page
     .locator("[data-testid=audit-calls] tr[data-outcome]")
     .evaluateAll((rows) => rows.map((row) => row.dataset.outcome));
