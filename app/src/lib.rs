@@ -28,6 +28,7 @@ use crate::pages::{
     fleet::FleetPage, login::LoginPage, not_found::NotFound, overview::OverviewPage,
     permissions::PermissionsPage, tools::ToolsPage, upcoming::Upcoming, users::UsersPage,
 };
+use crate::pages::traces::{TracePage, TracesPage};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -72,15 +73,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("tools") view=ToolsPage />
                     <Route path=path!("breakers") view=BreakersPage />
                     <Route path=path!("caches") view=CachesPage />
-                    <Route
-                        path=path!("traces")
-                        view=|| view! {
-                            <Upcoming
-                                title="Traces"
-                                what="searchable traces of gateway calls and a span waterfall showing attempts, retries and breaker decisions"
-                            />
-                        }
-                    />
+                    <Route path=path!("traces") view=TracesPage />
+                    <Route path=path!("traces/:trace_id") view=TracePage />
                     <Route path=path!("permissions") view=PermissionsPage />
                     <Route path=path!("assistants") view=AssistantsPage />
                     <Route path=path!("audit") view=AuditLogPage />

@@ -11,5 +11,6 @@ pub mod not_found;
 pub mod overview;
 pub mod permissions;
 pub mod tools;
+pub mod traces;
 pub mod upcoming;
 pub mod users;

@@ -15,6 +15,7 @@ pub use admin_audit::AdminAction;
 pub use fleet_state::FleetInstanceRecord;
 mod sessions;
 mod tool_calls;
+mod traces;
 mod users;
 
 pub use sessions::SessionBackend;
