@@ -106,6 +106,13 @@ pub async fn run_fleet(
     );
     let (audit, audit_writer) = AuditLog::start(store.clone(), AuditSettings::default());
     let trace_writer = start_traces(&args.traces, &store);
+    let otlp = match args.traces.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(endpoint) => Some(
+            traces::otlp::start(endpoint, traces::collector().clone())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let control = Arc::new(FleetControl::new(
         store.clone(),
         throttle.clone(),
@@ -202,6 +209,9 @@ pub async fn run_fleet(
     // Every call answered is in the audit queue: write what is left before the store closes.
     audit_writer.flush_and_stop().await;
     trace_writer.flush_and_stop().await;
+    if let Some(otlp) = otlp {
+        otlp.flush_and_stop().await;
+    }
     let _ = access_watch.await;
     for instance in registry.servers().iter().flat_map(|s| s.instances()) {
         instance.upstream.reset().await;

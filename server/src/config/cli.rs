@@ -198,6 +198,11 @@ pub struct TraceArgs {
     /// At most this many persisted traces are kept (the newest).
     #[arg(long, env = "FLEETDECK_TRACE_RETENTION_MAX", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub trace_retention_max: u64,
+
+    /// OTLP/HTTP collector to export every trace to (protobuf), e.g. http://127.0.0.1:4318
+    /// (`/v1/traces` is appended unless given); unset: no export.
+    #[arg(long, env = "FLEETDECK_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// A ratio between 0 and 1.

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod layer;
 pub mod model;
+pub mod otlp;
 pub mod persist;
 pub mod query;
 
