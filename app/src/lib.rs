@@ -23,12 +23,12 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::layout::Layout;
+use crate::pages::traces::{TracePage, TracesPage};
 use crate::pages::{
     assistants::AssistantsPage, audit::AuditLogPage, breakers::BreakersPage, caches::CachesPage,
     fleet::FleetPage, login::LoginPage, not_found::NotFound, overview::OverviewPage,
     permissions::PermissionsPage, tools::ToolsPage, upcoming::Upcoming, users::UsersPage,
 };
-use crate::pages::traces::{TracePage, TracesPage};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -105,7 +105,10 @@ async fn a_retried_call_is_one_trace_with_two_attempts_under_the_callers_trace_i
     // instance (the prober may take it out of rotation later, so look early).
     let mut retried = None;
     for n in 0..6u64 {
-        let trace_id = format!("{:032x}", 0x7ace_0000_0000_0000_0000_0000_0000_0000u128 + u128::from(n));
+        let trace_id = format!(
+            "{:032x}",
+            0x7ace_0000_0000_0000_0000_0000_0000_0000u128 + u128::from(n)
+        );
         let parent = "00f067aa0ba902b7";
         let mut params = tool_call("search__query", json!({"q": "gateway", "limit": 2}));
         let mut meta = rmcp::model::RequestMetaObject::new();
@@ -142,7 +145,13 @@ async fn a_retried_call_is_one_trace_with_two_attempts_under_the_callers_trace_i
     assert_eq!(roots.len(), 1);
     assert_eq!(roots[0]["name"], "tools/call");
     assert_eq!(attribute(roots[0], "outcome"), Some("ok"));
-    for name in ["authenticate", "rate_limit", "permission", "select_instance", "audit_enqueue"] {
+    for name in [
+        "authenticate",
+        "rate_limit",
+        "permission",
+        "select_instance",
+        "audit_enqueue",
+    ] {
         assert!(!spans_named(&view, name).is_empty(), "a {name} span");
     }
     assert_eq!(view["summary"]["retries"], 1);
@@ -156,9 +165,13 @@ async fn a_retried_call_is_one_trace_with_two_attempts_under_the_callers_trace_i
         "the first attempt's error: {first}"
     );
     assert!(
-        first["events"].as_array().unwrap().iter().any(|e| e["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("retrying after"))),
+        first["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("retrying after"))),
         "the retry is logged in the failed attempt: {first}"
     );
     assert_eq!(attribute(second, "instance"), Some("search-live"));
@@ -172,10 +185,7 @@ async fn a_retried_call_is_one_trace_with_two_attempts_under_the_callers_trace_i
         .iter()
         .find(|c| c["parent_id"] == second["span_id"])
         .expect("an upstream_call under the second attempt");
-    let expected = format!(
-        "00-{trace_id}-{}-01",
-        answered["span_id"].as_str().unwrap()
-    );
+    let expected = format!("00-{trace_id}-{}-01", answered["span_id"].as_str().unwrap());
     assert_eq!(upstream_seen, expected);
     assert_eq!(attribute(answered, "traceparent"), Some(expected.as_str()));
 
@@ -217,7 +227,10 @@ async fn a_retried_call_is_one_trace_with_two_attempts_under_the_callers_trace_i
         if csv.contains(&trace_id) {
             break;
         }
-        assert!(Instant::now() < deadline, "no audit row with trace {trace_id}:\n{csv}");
+        assert!(
+            Instant::now() < deadline,
+            "no audit row with trace {trace_id}:\n{csv}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     gateway.stop().await;
@@ -271,7 +284,11 @@ tier = "admin"
     )
     .await
     .unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
     let view = trace_view(&dashboard, &gateway, header_trace).await;
     assert_eq!(view["summary"]["tool"], "search__query");
 

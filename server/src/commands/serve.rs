@@ -106,7 +106,12 @@ pub async fn run_fleet(
     );
     let (audit, audit_writer) = AuditLog::start(store.clone(), AuditSettings::default());
     let trace_writer = start_traces(&args.traces, &store);
-    let otlp = match args.traces.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+    let otlp = match args
+        .traces
+        .otlp_endpoint
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
         Some(endpoint) => Some(
             traces::otlp::start(endpoint, traces::collector().clone())
                 .map_err(anyhow::Error::msg)?,

@@ -333,11 +333,12 @@ mod tests {
         let err = Cli::try_parse_from(["fleetdeck", "bench", "--concurrency", "1,0"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         for bad in ["1.5", "-0.1", "lots"] {
-            let err = Cli::try_parse_from(["fleetdeck", "serve", "--trace-sample", bad]).unwrap_err();
+            let err =
+                Cli::try_parse_from(["fleetdeck", "serve", "--trace-sample", bad]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
         }
-        let err = Cli::try_parse_from(["fleetdeck", "serve", "--trace-retention-days", "0"])
-            .unwrap_err();
+        let err =
+            Cli::try_parse_from(["fleetdeck", "serve", "--trace-retention-days", "0"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 

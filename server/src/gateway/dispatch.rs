@@ -10,18 +10,18 @@ use crate::gateway::retry::{FailureKind, backoff, is_retryable};
 use crate::registry::{
     CallOutcome, CallPermit, FleetEvent, Refusal, Registry, ServerEntry, split_tool_name,
 };
+use crate::telemetry::traces;
 use crate::upstream::{ProgressSink, UpstreamError};
 use app::wire::Decision;
 use rmcp::ErrorData;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode, Tool,
 };
-use crate::telemetry::traces;
 use std::sync::Arc;
-use tracing::Instrument;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How long listing a server's tools may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -396,12 +396,8 @@ impl Dispatcher {
                 ));
             }
             waited = backoff(&policy, retry, fastrand::f64());
-            attempt.in_scope(|| {
-                tracing::debug!(
-                    "retrying after {} ms: {cause}",
-                    waited.as_millis()
-                )
-            });
+            attempt
+                .in_scope(|| tracing::debug!("retrying after {} ms: {cause}", waited.as_millis()));
             drop(attempt);
             tokio::select! {
                 () = tokio::time::sleep(waited) => {}

@@ -4,6 +4,7 @@
 
 use crate::access::control::{AccessControl, Caller};
 use crate::gateway::dispatch::Dispatcher;
+use crate::telemetry::traces::{self, context::TraceContext};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -17,7 +18,6 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
-use crate::telemetry::traces::{self, context::TraceContext};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -166,7 +166,11 @@ fn trace_context_of(
             .and_then(|tp| traces::context::parse(tp, meta.get_tracestate()))
     };
     let header = |parts: &axum::http::request::Parts, name: &str| {
-        parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     };
     from_meta(&context.meta.0)
         .or_else(|| request.meta.as_ref().and_then(|meta| from_meta(&meta.0)))

@@ -252,12 +252,32 @@ mod tests {
         assert_eq!(all[0], traces[5].summary());
 
         let filters: Vec<TraceQuery> = vec![
-            TraceQuery { status: Some("error".into()), ..query(100) },
-            TraceQuery { tool: Some("search".into()), ..query(100) },
-            TraceQuery { tool: Some("searc".into()), ..query(100) },
-            TraceQuery { tool: Some("search__query".into()), assistant: Some("claude".into()), ..query(100) },
-            TraceQuery { from_ms: Some(2_000), to_ms: Some(4_000), ..query(100) },
-            TraceQuery { min_duration_ms: Some(2.0), ..query(100) },
+            TraceQuery {
+                status: Some("error".into()),
+                ..query(100)
+            },
+            TraceQuery {
+                tool: Some("search".into()),
+                ..query(100)
+            },
+            TraceQuery {
+                tool: Some("searc".into()),
+                ..query(100)
+            },
+            TraceQuery {
+                tool: Some("search__query".into()),
+                assistant: Some("claude".into()),
+                ..query(100)
+            },
+            TraceQuery {
+                from_ms: Some(2_000),
+                to_ms: Some(4_000),
+                ..query(100)
+            },
+            TraceQuery {
+                min_duration_ms: Some(2.0),
+                ..query(100)
+            },
             query(2),
         ];
         for filter in filters {

@@ -156,24 +156,22 @@ fn TraceFilters(initial: TraceQuery, reload: WriteSignal<u32>) -> impl IntoView 
         reload.update(|n| *n += 1);
         navigate(&traces_href(&query), NavigateOptions::default());
     };
-    let field = |label: &'static str,
-                 name: &'static str,
-                 value: RwSignal<String>,
-                 hint: &'static str| {
-        view! {
-            <label>
-                {label}
-                <input
-                    name=name
-                    value=value.get_untracked()
-                    placeholder=hint
-                    autocomplete="off"
-                    data-testid=format!("filter-{name}")
-                    on:input=move |event| value.set(event_target_value(&event))
-                />
-            </label>
-        }
-    };
+    let field =
+        |label: &'static str, name: &'static str, value: RwSignal<String>, hint: &'static str| {
+            view! {
+                <label>
+                    {label}
+                    <input
+                        name=name
+                        value=value.get_untracked()
+                        placeholder=hint
+                        autocomplete="off"
+                        data-testid=format!("filter-{name}")
+                        on:input=move |event| value.set(event_target_value(&event))
+                    />
+                </label>
+            }
+        };
     let time_field = |label: &'static str, name: &'static str, value: RwSignal<String>| {
         view! {
             <label>

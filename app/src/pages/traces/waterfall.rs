@@ -9,7 +9,7 @@ use leptos::prelude::*;
 /// A bar's position and width in percent of the trace, at least a sliver wide so that
 /// instant spans stay visible.
 pub fn bar_geometry(start_ms: f64, duration_ms: f64, total_ms: f64) -> (f64, f64) {
-    if !(total_ms > 0.0) {
+    if total_ms.is_nan() || total_ms <= 0.0 {
         return (0.0, 100.0);
     }
     let left = (start_ms / total_ms * 100.0).clamp(0.0, 100.0);
@@ -170,7 +170,11 @@ mod tests {
     #[test]
     fn bars_are_shares_of_the_trace() {
         assert_eq!(bar_geometry(25.0, 50.0, 100.0), (25.0, 50.0));
-        assert_eq!(bar_geometry(0.0, 0.0, 100.0), (0.0, 0.3), "instant spans stay visible");
+        assert_eq!(
+            bar_geometry(0.0, 0.0, 100.0),
+            (0.0, 0.3),
+            "instant spans stay visible"
+        );
         assert_eq!(bar_geometry(100.0, 10.0, 100.0), (100.0, 0.3));
         assert_eq!(bar_geometry(0.0, 5.0, 0.0), (0.0, 100.0));
     }
@@ -179,15 +183,29 @@ mod tests {
     fn attempts_show_instance_breaker_and_backoff() {
         let first = span(
             "attempt",
-            &[("instance", "search-a"), ("breaker", "closed"), ("backoff_ms", "0")],
+            &[
+                ("instance", "search-a"),
+                ("breaker", "closed"),
+                ("backoff_ms", "0"),
+            ],
         );
         assert_eq!(span_label(&first), "search-a · breaker closed");
         let second = span(
             "attempt",
-            &[("instance", "search-b"), ("breaker", "half_open"), ("backoff_ms", "12")],
+            &[
+                ("instance", "search-b"),
+                ("breaker", "half_open"),
+                ("backoff_ms", "12"),
+            ],
         );
-        assert_eq!(span_label(&second), "search-b · breaker half_open · after 12 ms backoff");
-        let select = span("select_instance", &[("strategy", "round-robin"), ("instance", "search-a")]);
+        assert_eq!(
+            span_label(&second),
+            "search-b · breaker half_open · after 12 ms backoff"
+        );
+        let select = span(
+            "select_instance",
+            &[("strategy", "round-robin"), ("instance", "search-a")],
+        );
         assert_eq!(span_label(&select), "round-robin · → search-a");
         assert_eq!(span_label(&span("authenticate", &[])), "");
     }

@@ -23,20 +23,29 @@ pub fn parse_traceparent(value: &str) -> Option<TraceContext> {
     if bytes.len() < 55 || !value.is_ascii() {
         return None;
     }
-    let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     let (version, trace_id, parent, flags) =
         (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
     if bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
         return None;
     }
-    if ![version, trace_id, parent, flags].into_iter().all(lower_hex) || version == "ff" {
+    if ![version, trace_id, parent, flags]
+        .into_iter()
+        .all(lower_hex)
+        || version == "ff"
+    {
         return None;
     }
     // Version 00 has exactly four fields; a later version may add more after a dash.
     if (version == "00" && bytes.len() != 55) || (bytes.len() > 55 && bytes[55] != b'-') {
         return None;
     }
-    let trace_id = u128::from_str_radix(trace_id, 16).ok().filter(|id| *id != 0)?;
+    let trace_id = u128::from_str_radix(trace_id, 16)
+        .ok()
+        .filter(|id| *id != 0)?;
     let parent_span_id = u64::from_str_radix(parent, 16).ok().filter(|id| *id != 0)?;
     let flags = u8::from_str_radix(flags, 16).ok()?;
     Some(TraceContext {
@@ -109,7 +118,10 @@ mod tests {
         assert!(context.sampled);
         let unsampled = parse_traceparent(&VALID.replace("-01", "-00")).unwrap();
         assert!(!unsampled.sampled);
-        assert_eq!(format_traceparent(context.trace_id, context.parent_span_id), VALID);
+        assert_eq!(
+            format_traceparent(context.trace_id, context.parent_span_id),
+            VALID
+        );
     }
 
     #[test]

@@ -217,7 +217,10 @@ where
         };
         let is_root = state.span_id == trace.root_span_id;
         let spans = {
-            let mut spans = trace.finished.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut spans = trace
+                .finished
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             spans.push(finished);
             if !is_root {
                 return;

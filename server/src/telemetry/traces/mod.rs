@@ -45,7 +45,9 @@ impl Default for PersistPolicy {
 impl PersistPolicy {
     /// Whether to persist `trace`; `draw` is uniform in 0..1 (the sampling dice).
     pub fn keeps(&self, trace: &Trace, draw: f64) -> bool {
-        trace.is_error() || trace.duration_ms() >= self.slow.as_secs_f64() * 1000.0 || draw < self.sample
+        trace.is_error()
+            || trace.duration_ms() >= self.slow.as_secs_f64() * 1000.0
+            || draw < self.sample
     }
 }
 
@@ -103,14 +105,23 @@ impl Collector {
             ring.push_back(trace.clone());
         }
         let policy = *self.policy.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(queue) = self.persist.read().unwrap_or_else(PoisonError::into_inner).as_ref()
+        if let Some(queue) = self
+            .persist
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
             && policy.keeps(&trace, fastrand::f64())
             && queue.try_send(trace.clone()).is_err()
         {
             // Traces are telemetry, not the audit log: a full queue drops, and counts.
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(queue) = self.export.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        if let Some(queue) = self
+            .export
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
             let _ = queue.try_send(trace);
         }
     }
@@ -185,11 +196,6 @@ pub fn span_ids(span: &Span) -> Option<(u128, u64)> {
 /// The trace id (32 hex digits) of the current span, if it is captured.
 pub fn current_trace_id() -> Option<String> {
     span_ids(&Span::current()).map(|(trace, _)| context::trace_id_hex(trace))
-}
-
-/// The `traceparent` naming `span` as the parent, for a request made inside it.
-pub fn traceparent_of(span: &Span) -> Option<String> {
-    span_ids(span).map(|(trace, span)| context::format_traceparent(trace, span))
 }
 
 /// What a request made inside `span` carries: its `traceparent` and the caller's

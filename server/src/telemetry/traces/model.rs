@@ -129,7 +129,9 @@ pub fn matches_summary(summary: &TraceSummary, query: &TraceQuery) -> bool {
         summary.tool.as_deref().is_some_and(|tool| {
             tool == wanted
                 || (!wanted.contains("__")
-                    && tool.split_once("__").is_some_and(|(server, _)| server == wanted))
+                    && tool
+                        .split_once("__")
+                        .is_some_and(|(server, _)| server == wanted))
         })
     });
     tool_ok
@@ -141,7 +143,9 @@ pub fn matches_summary(summary: &TraceSummary, query: &TraceQuery) -> bool {
         && query
             .min_duration_ms
             .is_none_or(|min| summary.duration_ms >= min)
-        && query.from_ms.is_none_or(|from| summary.started_at_ms >= from)
+        && query
+            .from_ms
+            .is_none_or(|from| summary.started_at_ms >= from)
         && query.to_ms.is_none_or(|to| summary.started_at_ms < to)
 }
 
@@ -220,7 +224,11 @@ pub fn trace_view(fragments: &[Trace]) -> Option<TraceView> {
 fn span_view(span: &FinishedSpan, is_root: bool, depth: u32) -> SpanView {
     SpanView {
         span_id: span.span_id.clone(),
-        parent_id: if is_root { None } else { span.parent_id.clone() },
+        parent_id: if is_root {
+            None
+        } else {
+            span.parent_id.clone()
+        },
         depth,
         name: span.name.clone(),
         start_offset_ms: span.start_us as f64 / 1000.0,
@@ -302,10 +310,7 @@ pub(crate) mod tests {
         assert_eq!((summary.status.as_str(), summary.retries), ("ok", 1));
         assert_eq!((summary.spans, summary.started_at_ms), (5, 5_000));
         assert_eq!(summary.duration_ms, 1.0);
-        assert_eq!(
-            retried_trace("t1", 0, "failed").summary().status,
-            "error"
-        );
+        assert_eq!(retried_trace("t1", 0, "failed").summary().status, "error");
     }
 
     #[test]
@@ -347,7 +352,10 @@ pub(crate) mod tests {
                 ("upstream_call", 2, "ok"),
             ]
         );
-        assert_eq!(view.spans[0].parent_id, None, "the caller's span is not ours");
+        assert_eq!(
+            view.spans[0].parent_id, None,
+            "the caller's span is not ours"
+        );
         assert_eq!(view.spans[2].start_offset_ms, 0.1);
     }
 

@@ -242,7 +242,13 @@ mod tests {
             1_700_000_000_000_000,
             "ok",
         );
-        let ids = ["00000000000000a1", "00000000000000a2", "00000000000000b2", "00000000000000c1", "0000000000000001"];
+        let ids = [
+            "00000000000000a1",
+            "00000000000000a2",
+            "00000000000000b2",
+            "00000000000000c1",
+            "0000000000000001",
+        ];
         for (span, id) in trace.spans.iter_mut().zip(ids) {
             span.span_id = id.to_string();
         }
@@ -266,7 +272,10 @@ mod tests {
     fn endpoints_get_the_traces_path_once() {
         assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
         assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
+        assert_eq!(
+            traces_url("http://c:4318/v1/traces"),
+            "http://c:4318/v1/traces"
+        );
     }
 
     #[test]
@@ -279,7 +288,10 @@ mod tests {
             root.span_context.trace_id(),
             TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap()
         );
-        assert_eq!(root.parent_span_id, SpanId::from_hex("b7ad6b7169203331").unwrap());
+        assert_eq!(
+            root.parent_span_id,
+            SpanId::from_hex("b7ad6b7169203331").unwrap()
+        );
         assert!(root.parent_span_is_remote);
         assert_eq!(root.span_kind, SpanKind::Server);
         assert_eq!(root.status, Status::Unset);
@@ -287,15 +299,24 @@ mod tests {
             root.start_time,
             UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000)
         );
-        assert_eq!(root.end_time.duration_since(root.start_time).unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            root.end_time.duration_since(root.start_time).unwrap(),
+            Duration::from_millis(1)
+        );
         let failed = by_name("attempt");
         assert_eq!(failed.status, Status::error("refused"));
         assert_eq!(failed.events.len(), 1);
-        assert_eq!(failed.events[0].name, "retrying after 20 ms: cannot connect");
+        assert_eq!(
+            failed.events[0].name,
+            "retrying after 20 ms: cannot connect"
+        );
         assert!(!failed.parent_span_is_remote);
         let call = by_name("upstream_call");
         assert_eq!(call.span_kind, SpanKind::Client);
-        assert_eq!(call.parent_span_id, SpanId::from_hex("00000000000000a2").unwrap());
+        assert_eq!(
+            call.parent_span_id,
+            SpanId::from_hex("00000000000000a2").unwrap()
+        );
     }
 
     #[tokio::test]
@@ -328,8 +349,16 @@ mod tests {
         assert_eq!(headers["content-type"], "application/x-protobuf");
         let trace_id = u128::from_str_radix("0af7651916cd43dd8448eb211c80319c", 16).unwrap();
         let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-        assert!(contains(&trace_id.to_be_bytes()), "the trace id is in the request");
-        for name in ["tools/call", "upstream_call", "retrying after 20 ms: cannot connect", "fleetdeck"] {
+        assert!(
+            contains(&trace_id.to_be_bytes()),
+            "the trace id is in the request"
+        );
+        for name in [
+            "tools/call",
+            "upstream_call",
+            "retrying after 20 ms: cannot connect",
+            "fleetdeck",
+        ] {
             assert!(contains(name.as_bytes()), "{name} is in the request");
         }
         export.flush_and_stop().await;

@@ -82,7 +82,7 @@ fn merge(
 ) -> Vec<TraceSummary> {
     let mut all: Vec<TraceSummary> = recent.chain(stored).collect();
     // Stable: a trace in both keeps its in-memory entry (listed first).
-    all.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms));
+    all.sort_by_key(|s| std::cmp::Reverse(s.started_at_ms));
     let mut seen = HashSet::new();
     all.retain(|s| seen.insert((s.trace_id.clone(), s.started_at_ms, s.root.clone())));
     all.truncate(limit);
@@ -90,7 +90,11 @@ fn merge(
 }
 
 /// One trace with its spans (all fragments of the id, from memory and the store).
-pub async fn view(collector: &Collector, store: &Store, trace_id: &str) -> Result<TraceView, AppError> {
+pub async fn view(
+    collector: &Collector,
+    store: &Store,
+    trace_id: &str,
+) -> Result<TraceView, AppError> {
     let trace_id = trace_id.trim().to_ascii_lowercase();
     if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AppError::Invalid(format!(
@@ -126,14 +130,30 @@ mod tests {
         let ok = validate(TraceQuery::default()).unwrap();
         assert_eq!(ok.limit, DEFAULT_LIMIT);
         for bad in [
-            TraceQuery { limit: 501, ..TraceQuery::default() },
-            TraceQuery { min_duration_ms: Some(-1.0), ..TraceQuery::default() },
-            TraceQuery { from_ms: Some(5), to_ms: Some(5), ..TraceQuery::default() },
-            TraceQuery { status: Some("weird".into()), ..TraceQuery::default() },
+            TraceQuery {
+                limit: 501,
+                ..TraceQuery::default()
+            },
+            TraceQuery {
+                min_duration_ms: Some(-1.0),
+                ..TraceQuery::default()
+            },
+            TraceQuery {
+                from_ms: Some(5),
+                to_ms: Some(5),
+                ..TraceQuery::default()
+            },
+            TraceQuery {
+                status: Some("weird".into()),
+                ..TraceQuery::default()
+            },
         ] {
             assert!(matches!(validate(bad), Err(AppError::Invalid(_))));
         }
-        let blank = validate(TraceQuery { tool: Some(" ".into()), ..TraceQuery::default() });
+        let blank = validate(TraceQuery {
+            tool: Some(" ".into()),
+            ..TraceQuery::default()
+        });
         assert_eq!(blank.unwrap().tool, None);
     }
 
@@ -146,18 +166,33 @@ mod tests {
             .collect();
         // 0..=2 persisted; 2..=4 in memory (the ring holds 3): trace 2 is in both.
         store
-            .insert_traces(&traces[..3].iter().cloned().map(Arc::new).collect::<Vec<_>>())
+            .insert_traces(
+                &traces[..3]
+                    .iter()
+                    .cloned()
+                    .map(Arc::new)
+                    .collect::<Vec<_>>(),
+            )
             .await
             .unwrap();
         for trace in &traces {
             collector.finish(trace.clone());
         }
-        let found = search(&collector, &store, TraceQuery::default()).await.unwrap();
-        let ids: Vec<i64> = found.iter().map(|s| s.started_at_ms).collect();
-        assert_eq!(ids, [4_000, 3_000, 2_000, 1_000, 0]);
-        let two = search(&collector, &store, TraceQuery { limit: 2, ..TraceQuery::default() })
+        let found = search(&collector, &store, TraceQuery::default())
             .await
             .unwrap();
+        let ids: Vec<i64> = found.iter().map(|s| s.started_at_ms).collect();
+        assert_eq!(ids, [4_000, 3_000, 2_000, 1_000, 0]);
+        let two = search(
+            &collector,
+            &store,
+            TraceQuery {
+                limit: 2,
+                ..TraceQuery::default()
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(two.len(), 2);
 
         // Trace 0 left the ring but is stored; trace 4 is only in memory.
@@ -167,6 +202,9 @@ mod tests {
         assert!(view(&collector, &store, &traces[4].trace_id).await.is_ok());
         let unknown = view(&collector, &store, &format!("{:032x}", 99)).await;
         assert!(matches!(unknown, Err(AppError::NotFound(_))));
-        assert!(matches!(view(&collector, &store, "xyz").await, Err(AppError::Invalid(_))));
+        assert!(matches!(
+            view(&collector, &store, "xyz").await,
+            Err(AppError::Invalid(_))
+        ));
     }
 }

@@ -31,7 +31,8 @@ fn a_root_and_its_children_make_one_trace() {
             let attempt = tracing::debug_span!("attempt", n, instance = "search-a", error = Empty);
             let _a = attempt.enter();
             let call = tracing::debug_span!("upstream_call");
-            let traceparent = traceparent_of(&call).expect("captured");
+            let (traceparent, tracestate) = propagation_of(&call).expect("captured");
+            assert_eq!(tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
             assert!(traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"));
             drop(call);
             if let Some(error) = error {
@@ -54,7 +55,10 @@ fn a_root_and_its_children_make_one_trace() {
     assert_eq!(trace.retries(), 1);
     let attempts: Vec<_> = trace.spans.iter().filter(|s| s.name == "attempt").collect();
     assert_eq!(attempts[0].attribute("error"), Some("connection refused"));
-    assert_eq!(attempts[0].parent_id.as_deref(), Some(root.span_id.as_str()));
+    assert_eq!(
+        attempts[0].parent_id.as_deref(),
+        Some(root.span_id.as_str())
+    );
     assert_eq!(attempts[0].events.len(), 1);
     assert_eq!(attempts[0].events[0].level, "DEBUG");
     assert_eq!(
@@ -62,8 +66,15 @@ fn a_root_and_its_children_make_one_trace() {
         "retrying after 50 ms: connection refused backoff_ms=50"
     );
     assert!(!attempts[1].failed());
-    let calls: Vec<_> = trace.spans.iter().filter(|s| s.name == "upstream_call").collect();
-    assert_eq!(calls[1].parent_id.as_deref(), Some(attempts[1].span_id.as_str()));
+    let calls: Vec<_> = trace
+        .spans
+        .iter()
+        .filter(|s| s.name == "upstream_call")
+        .collect();
+    assert_eq!(
+        calls[1].parent_id.as_deref(),
+        Some(attempts[1].span_id.as_str())
+    );
     assert!(!trace.is_error());
 }
 
@@ -75,7 +86,10 @@ fn spans_outside_a_root_are_ignored_and_bad_traceparents_start_new_traces() {
         assert_eq!(current_trace_id(), None);
         drop(tracing::debug_span!("attempt"));
         // A root inside an uncaptured span still starts a trace.
-        for bad in ["00-zz", "00-00000000000000000000000000000000-b7ad6b7169203331-01"] {
+        for bad in [
+            "00-zz",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        ] {
             let root = tracing::debug_span!("tools/call", traceparent = bad, outcome = "failed");
             let _r = root.enter();
         }
