@@ -150,6 +150,17 @@ test("a retried call shows two attempts in its waterfall, the first failed", asy
   assert.equal(await calls.count(), 2);
   assert.equal(await calls.nth(1).getAttribute("data-depth"), "2");
 
+  // Loaded directly, the server renders the same waterfall and the page hydrates cleanly.
+  await page.goto(`${server.url}/traces/${retried.id}`);
+  await hydrated(page);
+  assert.equal(await page.locator("[data-testid=span-row][data-name=attempt]").count(), 2);
   assert.deepEqual(errors, []);
+
+  // An unknown trace says so in place (with HTTP status 404, which the console reports).
+  const response = await page.goto(`${server.url}/traces/${"f".repeat(32)}`);
+  assert.equal(response.status(), 404);
+  await hydrated(page);
+  assert.match(await page.textContent("[role=alert]"), /unknown or expired/);
+  assert.deepEqual(errors.filter((e) => !e.includes("status of 404")), []);
   await context.close();
 });

@@ -12,8 +12,9 @@ pub fn bar_geometry(start_ms: f64, duration_ms: f64, total_ms: f64) -> (f64, f64
     if total_ms.is_nan() || total_ms <= 0.0 {
         return (0.0, 100.0);
     }
-    let left = (start_ms / total_ms * 100.0).clamp(0.0, 100.0);
-    let width = (duration_ms / total_ms * 100.0).clamp(0.3, 100.0 - left.min(99.7));
+    // min/max, not clamp: clamp panics when rounding puts its bounds the wrong way round.
+    let left = (start_ms / total_ms * 100.0).max(0.0).min(99.7);
+    let width = (duration_ms / total_ms * 100.0).min(100.0 - left).max(0.3);
     (left, width)
 }
 
@@ -175,7 +176,11 @@ mod tests {
             (0.0, 0.3),
             "instant spans stay visible"
         );
-        assert_eq!(bar_geometry(100.0, 10.0, 100.0), (100.0, 0.3));
+        assert_eq!(bar_geometry(100.0, 10.0, 100.0), (99.7, 0.3));
+        // Rounding near the end must not panic (clamp would: its bounds cross).
+        let (left, width) = bar_geometry(99.70000000000001, 1.0, 100.0);
+        assert!(left <= 99.7 && width >= 0.3);
+        assert!(bar_geometry(f64::NAN, f64::NAN, 100.0).1 >= 0.3);
         assert_eq!(bar_geometry(0.0, 5.0, 0.0), (0.0, 100.0));
     }
 
