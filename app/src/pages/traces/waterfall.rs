@@ -12,8 +12,12 @@ pub fn bar_geometry(start_ms: f64, duration_ms: f64, total_ms: f64) -> (f64, f64
     if total_ms.is_nan() || total_ms <= 0.0 {
         return (0.0, 100.0);
     }
-    // min/max, not clamp: clamp panics when rounding puts its bounds the wrong way round.
-    let left = (start_ms / total_ms * 100.0).max(0.0).min(99.7);
+    let left = match start_ms / total_ms * 100.0 {
+        share if share.is_nan() => 0.0,
+        share => share.clamp(0.0, 99.7),
+    };
+    // min/max, not clamp: with rounding, `100 - left` can fall just below the minimum, and
+    // clamp panics on crossed bounds.
     let width = (duration_ms / total_ms * 100.0).min(100.0 - left).max(0.3);
     (left, width)
 }
@@ -180,7 +184,8 @@ mod tests {
         // Rounding near the end must not panic (clamp would: its bounds cross).
         let (left, width) = bar_geometry(99.70000000000001, 1.0, 100.0);
         assert!(left <= 99.7 && width >= 0.3);
-        assert!(bar_geometry(f64::NAN, f64::NAN, 100.0).1 >= 0.3);
+        let (left, width) = bar_geometry(f64::NAN, f64::NAN, 100.0);
+        assert!(left == 0.0 && (0.3..=100.0).contains(&width));
         assert_eq!(bar_geometry(0.0, 5.0, 0.0), (0.0, 100.0));
     }
 
