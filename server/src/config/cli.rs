@@ -333,8 +333,9 @@ mod tests {
         let err = Cli::try_parse_from(["fleetdeck", "bench", "--concurrency", "1,0"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         for bad in ["1.5", "-0.1", "lots"] {
-            let err =
-                Cli::try_parse_from(["fleetdeck", "serve", "--trace-sample", bad]).unwrap_err();
+            // `=`: a value starting with `-` would otherwise read as a flag.
+            let flag = format!("--trace-sample={bad}");
+            let err = Cli::try_parse_from(["fleetdeck", "serve", flag.as_str()]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
         }
         let err =
