@@ -3,7 +3,8 @@
 //! `traceparent` naming the gateway's `upstream_call` span.
 
 use fleetdeck_tests::{
-    DemoServerProcess, Fleetdeck, any_loopback_port, gateway_client, start_with_fleet, tool_call,
+    DemoServerProcess, Fleetdeck, ServeOptions, any_loopback_port, gateway_client,
+    start_with_fleet, tool_call,
 };
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -309,5 +310,96 @@ tier = "admin"
         .await
         .unwrap();
     assert_eq!(ignored.status(), reqwest::StatusCode::NOT_FOUND);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn kept_traces_survive_a_restart_and_fast_ones_are_not_kept() {
+    let live = DemoServerProcess::start("search", "search-live").await;
+    let dir = tempfile::tempdir().unwrap();
+    let fleet_file = fleetdeck_tests::write_fleet(
+        dir.path(),
+        &format!(
+            r#"
+[[server]]
+name = "search"
+timeout_ms = 3000
+  [[server.instance]]
+  id = "search-live"
+  url = "{}"
+
+[[assistant]]
+name = "tracer"
+key = "{KEY}"
+tier = "admin"
+"#,
+            live.url
+        ),
+    );
+    let start = |sample: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let fleet_file = fleet_file.clone();
+        async move {
+            Fleetdeck::start(ServeOptions {
+                data_dir: &dir,
+                addr: any_loopback_port(),
+                admin_password: Some(ADMIN_PASSWORD),
+                extra_args: vec![
+                    "--fleet".into(),
+                    fleet_file.display().to_string(),
+                    "--trace-sample".into(),
+                    sample.into(),
+                    "--trace-slow-ms".into(),
+                    "60000".into(),
+                ],
+            })
+            .await
+        }
+    };
+    // Sample nothing: only the failed call (an unknown tool) is kept.
+    let gateway = start("0").await;
+    let client = gateway_client(&gateway.url("/mcp"), KEY).await;
+    let call = |trace_id: &str, tool: &str| {
+        let mut params = tool_call(tool, json!({"q": "gateway"}));
+        let mut meta = rmcp::model::RequestMetaObject::new();
+        meta.set_traceparent(format!("00-{trace_id}-00f067aa0ba902b7-01"));
+        params.meta = Some(meta);
+        params
+    };
+    let fine = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+    let failed = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2";
+    client
+        .call_tool(call(fine, "search__query"))
+        .await
+        .expect("a fine call");
+    assert!(
+        client
+            .call_tool(call(failed, "search__nope"))
+            .await
+            .is_err()
+    );
+    let dashboard_before = dashboard(&gateway).await;
+    let view = trace_view(&dashboard_before, &gateway, failed).await;
+    assert_eq!(view["summary"]["status"], "error");
+    trace_view(&dashboard_before, &gateway, fine).await;
+    drop(client);
+    // A graceful stop writes what is queued.
+    gateway.stop().await;
+
+    let gateway = start("0").await;
+    let dashboard_after = dashboard(&gateway).await;
+    let kept = trace_view(&dashboard_after, &gateway, failed).await;
+    assert_eq!(kept, view, "the stored trace reads back as it was shown");
+    let gone = dashboard_after
+        .post(gateway.url("/api/traces/get"))
+        .form(&[("trace_id", fine)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "a fast, fine, unsampled trace lived in memory only"
+    );
     gateway.stop().await;
 }
