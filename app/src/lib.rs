@@ -23,10 +23,11 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::layout::Layout;
+use crate::pages::traces::{TracePage, TracesPage};
 use crate::pages::{
     assistants::AssistantsPage, audit::AuditLogPage, breakers::BreakersPage, caches::CachesPage,
     fleet::FleetPage, login::LoginPage, not_found::NotFound, overview::OverviewPage,
-    permissions::PermissionsPage, tools::ToolsPage, upcoming::Upcoming, users::UsersPage,
+    permissions::PermissionsPage, tools::ToolsPage, users::UsersPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -72,15 +73,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("tools") view=ToolsPage />
                     <Route path=path!("breakers") view=BreakersPage />
                     <Route path=path!("caches") view=CachesPage />
-                    <Route
-                        path=path!("traces")
-                        view=|| view! {
-                            <Upcoming
-                                title="Traces"
-                                what="searchable traces of gateway calls and a span waterfall showing attempts, retries and breaker decisions"
-                            />
-                        }
-                    />
+                    <Route path=path!("traces") view=TracesPage />
+                    <Route path=path!("traces/:trace_id") view=TracePage />
                     <Route path=path!("permissions") view=PermissionsPage />
                     <Route path=path!("assistants") view=AssistantsPage />
                     <Route path=path!("audit") view=AuditLogPage />

@@ -8,6 +8,7 @@ use crate::gateway::record::Outcome;
 use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
 use crate::store::{AdminAction, FleetInstanceRecord, Store, StoreError, UserRecord};
 use crate::telemetry::series::SeriesBook;
+use crate::telemetry::traces;
 use crate::telemetry::{overview, sampler};
 use crate::upstream::Endpoint;
 use app::control::ControlPlane;
@@ -899,11 +900,11 @@ impl ControlPlane for FleetControl {
         })
     }
 
-    async fn traces(&self, _: TraceQuery) -> Result<Vec<TraceSummary>, AppError> {
-        Err(not_wired())
+    async fn traces(&self, query: TraceQuery) -> Result<Vec<TraceSummary>, AppError> {
+        traces::query::search(traces::collector(), &self.store, query).await
     }
-    async fn trace(&self, _: &str) -> Result<TraceView, AppError> {
-        Err(not_wired())
+    async fn trace(&self, trace_id: &str) -> Result<TraceView, AppError> {
+        traces::query::view(traces::collector(), &self.store, trace_id).await
     }
 
     async fn roi(&self, window_days: u32) -> Result<app::wire::RoiReport, AppError> {
@@ -940,10 +941,6 @@ fn audit_query_failure(error: StoreError) -> AppError {
         StoreError::Conflict(why) => AppError::Invalid(why),
         other => store_failure(other),
     }
-}
-
-fn not_wired() -> AppError {
-    AppError::Internal("not wired yet".into())
 }
 
 #[cfg(test)]

@@ -12,5 +12,5 @@ pub mod overview;
 pub mod permissions;
 pub mod roi;
 pub mod tools;
-pub mod upcoming;
+pub mod traces;
 pub mod users;

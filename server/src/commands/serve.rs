@@ -5,6 +5,7 @@ use crate::access::audit_log::{AuditLog, AuditSettings};
 use crate::access::control::AccessControl;
 use crate::access::login_throttle::{LoginThrottle, ThrottleLimits};
 use crate::config::ServeArgs;
+use crate::config::cli::TraceArgs;
 use crate::config::fleet::FleetFile;
 use crate::control::FleetControl;
 use crate::gateway::dispatch::Dispatcher;
@@ -17,6 +18,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::telemetry::prober;
 use crate::telemetry::sampler::{self, SamplerSettings};
 use crate::telemetry::series::SeriesBook;
+use crate::telemetry::traces;
 use crate::upstream::Endpoint;
 use crate::web::{self, AllowedOrigins, AppState, WebSettings};
 use anyhow::Context;
@@ -106,6 +108,19 @@ pub async fn run_fleet(
         "access control ready"
     );
     let (audit, audit_writer) = AuditLog::start(store.clone(), AuditSettings::default());
+    let trace_writer = start_traces(&args.traces, &store);
+    let otlp = match args
+        .traces
+        .otlp_endpoint
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
+        Some(endpoint) => Some(
+            traces::otlp::start(endpoint, traces::collector().clone())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
     let series = Arc::new(SeriesBook::new());
     let control = Arc::new(
         FleetControl::new(
@@ -215,6 +230,10 @@ pub async fn run_fleet(
     warm.abort();
     // Every call answered is in the audit queue: write what is left before the store closes.
     audit_writer.flush_and_stop().await;
+    trace_writer.flush_and_stop().await;
+    if let Some(otlp) = otlp {
+        otlp.flush_and_stop().await;
+    }
     let _ = access_watch.await;
     for instance in registry.servers().iter().flat_map(|s| s.instances()) {
         instance.upstream.reset().await;
@@ -222,6 +241,25 @@ pub async fn run_fleet(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Applies the trace settings to the process's collector and starts persisting its kept
+/// traces into `store`.
+fn start_traces(args: &TraceArgs, store: &Store) -> traces::persist::TraceWriter {
+    let collector = traces::collector();
+    collector.set_policy(traces::PersistPolicy {
+        slow: Duration::from_millis(args.trace_slow_ms),
+        sample: args.trace_sample,
+    });
+    traces::persist::start(
+        store.clone(),
+        collector.clone(),
+        traces::persist::PersistSettings {
+            max_age: Duration::from_secs(args.trace_retention_days * 86_400),
+            max_count: args.trace_retention_max,
+            ..traces::persist::PersistSettings::default()
+        },
+    )
 }
 
 /// Applies what operators changed while running: instances they added, and admin states.

@@ -179,6 +179,43 @@ pub struct ServeArgs {
     /// Minutes without a request after which a dashboard session ends.
     #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=525_600))]
     pub session_idle_minutes: u64,
+
+    /// Which traces are kept and where they go.
+    #[command(flatten)]
+    pub traces: TraceArgs,
+}
+
+/// Settings of gateway call traces (recent ones are always kept in memory).
+#[derive(Clone, Debug, Args)]
+pub struct TraceArgs {
+    /// Traces at least this long (ms) are persisted in the database, like failed ones.
+    #[arg(long, env = "FLEETDECK_TRACE_SLOW_MS", default_value_t = 500)]
+    pub trace_slow_ms: u64,
+
+    /// Share (0 to 1) of the other traces persisted as a sample.
+    #[arg(long, env = "FLEETDECK_TRACE_SAMPLE", default_value_t = 0.01, value_parser = parse_ratio)]
+    pub trace_sample: f64,
+
+    /// Persisted traces older than this many days are deleted.
+    #[arg(long, env = "FLEETDECK_TRACE_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub trace_retention_days: u64,
+
+    /// At most this many persisted traces are kept (the newest).
+    #[arg(long, env = "FLEETDECK_TRACE_RETENTION_MAX", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub trace_retention_max: u64,
+
+    /// OTLP/HTTP collector to export every trace to (protobuf), e.g. http://127.0.0.1:4318
+    /// (`/v1/traces` is appended unless given); unset: no export.
+    #[arg(long, env = "FLEETDECK_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// A ratio between 0 and 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a ratio between 0 and 1")),
+    }
 }
 
 /// `fleetdeck user …`.
@@ -299,6 +336,15 @@ mod tests {
         let err = Cli::try_parse_from(["fleetdeck", "bench", "--duration-s", "0"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
         let err = Cli::try_parse_from(["fleetdeck", "bench", "--concurrency", "1,0"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        for bad in ["1.5", "-0.1", "lots"] {
+            // `=`: a value starting with `-` would otherwise read as a flag.
+            let flag = format!("--trace-sample={bad}");
+            let err = Cli::try_parse_from(["fleetdeck", "serve", flag.as_str()]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+        let err =
+            Cli::try_parse_from(["fleetdeck", "serve", "--trace-retention-days", "0"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 

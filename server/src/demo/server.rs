@@ -359,7 +359,22 @@ impl InstanceCore {
         let _in_flight = self.metrics.enter();
         let started = Instant::now();
         let ct = context.ct.clone();
-        let result = self.misbehave_then_call(server, request, context).await;
+        // The caller's W3C trace context, reported back in the result's `_meta` (so a
+        // caller can see that the gateway propagated its trace).
+        let traceparent = context
+            .meta
+            .get_traceparent()
+            .or_else(|| request.meta.as_ref().and_then(|m| m.get_traceparent()))
+            .map(str::to_string);
+        let mut result = self.misbehave_then_call(server, request, context).await;
+        if let (Some(traceparent), Ok(CallToolResponse::Complete(answer))) =
+            (traceparent, result.as_mut())
+        {
+            answer
+                .meta
+                .get_or_insert_with(Default::default)
+                .set_traceparent(traceparent);
+        }
         let outcome = if ct.is_cancelled() || self.shutdown.is_cancelled() {
             Outcome::Cancelled
         } else {

@@ -10,6 +10,7 @@ use crate::gateway::retry::{FailureKind, backoff, is_retryable};
 use crate::registry::{
     CallOutcome, CallPermit, FleetEvent, Refusal, Registry, ServerEntry, split_tool_name,
 };
+use crate::telemetry::traces;
 use crate::upstream::{ProgressSink, UpstreamError};
 use app::wire::Decision;
 use rmcp::ErrorData;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How long listing a server's tools may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,6 +160,13 @@ impl Dispatcher {
         let answer = self
             .route(caller, &exposed, params, progress, &cancel, &mut facts)
             .await;
+        // The root span (opened by the endpoint) learns how the call ended.
+        let root = tracing::Span::current();
+        root.record("outcome", facts.outcome.as_str());
+        if let Some(error) = &facts.error {
+            root.record("error", error.as_str());
+        }
+        let audit_span = tracing::debug_span!("audit_enqueue");
         self.recorder
             .record(CallRecord {
                 at_ms,
@@ -169,11 +178,12 @@ impl Dispatcher {
                 cache_hit: facts.cache_hit,
                 duration: started.elapsed(),
                 attempts: facts.attempts,
-                trace_id: None,
+                trace_id: traces::current_trace_id(),
                 args_digest,
                 arguments,
                 error: facts.error,
             })
+            .instrument(audit_span)
             .await;
         answer
     }
@@ -195,7 +205,11 @@ impl Dispatcher {
         let Some((server_name, tool_name)) = split_tool_name(exposed) else {
             return Err(unknown(facts));
         };
-        if let Err(retry_after) = self.access.check_rate(caller, server_name, tool_name) {
+        let rate = tracing::debug_span!("rate_limit", limited = tracing::field::Empty);
+        let checked = rate.in_scope(|| self.access.check_rate(caller, server_name, tool_name));
+        rate.record("limited", checked.is_err());
+        drop(rate);
+        if let Err(retry_after) = checked {
             let message = format!(
                 "rate limit exceeded for assistant {}: retry in {:.1} s",
                 caller.assistant,
@@ -211,9 +225,20 @@ impl Dispatcher {
         let Some(server) = self.registry.server(server_name) else {
             return Err(unknown(facts));
         };
-        let permission = self
-            .access
-            .decide(&caller.assistant, server_name, tool_name);
+        let permission = tracing::debug_span!(
+            "permission",
+            decision = tracing::field::Empty,
+            source = tracing::field::Empty
+        )
+        .in_scope(|| {
+            let permission = self
+                .access
+                .decide(&caller.assistant, server_name, tool_name);
+            let span = tracing::Span::current();
+            span.record("decision", tracing::field::debug(&permission.decision));
+            span.record("source", tracing::field::display(&permission.source));
+            permission
+        });
         if permission.decision == Decision::Deny {
             let message = format!(
                 "permission denied: assistant {} may not call {exposed} ({})",
@@ -242,14 +267,18 @@ impl Dispatcher {
             .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
 
         let cacheable = server.settings.cacheable.contains(tool_name);
-        if cacheable
-            && let Some(hit) = server
+        if cacheable {
+            let lookup = tracing::debug_span!("cache_lookup", result = tracing::field::Empty);
+            let hit = server
                 .results
                 .get(tool_name, params.arguments.as_ref())
-                .await
-        {
-            facts.cache_hit = true;
-            return Ok(answered(facts, CallToolResponse::Complete((*hit).clone())));
+                .instrument(lookup.clone())
+                .await;
+            lookup.record("result", if hit.is_some() { "hit" } else { "miss" });
+            if let Some(hit) = hit {
+                facts.cache_hit = true;
+                return Ok(answered(facts, CallToolResponse::Complete((*hit).clone())));
+            }
         }
         let mut upstream_params = params;
         upstream_params.name = tool_name.to_string().into();
@@ -257,19 +286,67 @@ impl Dispatcher {
         server.retry_budget.record_request(Instant::now());
         let mut tried: Vec<String> = Vec::new();
         let mut retry = 0u32;
+        // The wait before the next attempt, for its span.
+        let mut waited = Duration::ZERO;
         loop {
-            let permit = match self.admit(&server, &caller.assistant, &tried) {
-                Ok(permit) => permit,
-                Err(why) => return Ok(failed(facts, format!("{exposed}: {why}"))),
+            let select = tracing::debug_span!(
+                "select_instance",
+                strategy = server.balancer.strategy().as_str(),
+                instance = tracing::field::Empty,
+                error = tracing::field::Empty
+            );
+            let permit = match select.in_scope(|| self.admit(&server, &caller.assistant, &tried)) {
+                Ok(permit) => {
+                    select.record("instance", permit.instance().id.as_str());
+                    permit
+                }
+                Err(why) => {
+                    select.record("error", why.as_str());
+                    return Ok(failed(facts, format!("{exposed}: {why}")));
+                }
             };
+            drop(select);
             let instance = permit.instance().clone();
             facts.attempts += 1;
             facts.instance = Some(instance.id.clone());
             let timeout = server.timeout_for(tool_name, &instance);
+            let attempt = tracing::debug_span!(
+                "attempt",
+                instance = %instance.id,
+                breaker = instance.breaker_snapshot(Instant::now()).state.as_str(),
+                backoff_ms = waited.as_millis() as u64,
+                error = tracing::field::Empty
+            );
+            let upstream_call = tracing::debug_span!(
+                parent: &attempt,
+                "upstream_call",
+                tool = tool_name,
+                traceparent = tracing::field::Empty,
+                error = tracing::field::Empty
+            );
+            let mut attempt_params = upstream_params.clone();
+            if let Some((traceparent, tracestate)) = traces::propagation_of(&upstream_call) {
+                // The instance continues the trace under this span (SEP-414 `_meta`).
+                upstream_call.record("traceparent", traceparent.as_str());
+                let meta = attempt_params.meta.get_or_insert_default();
+                meta.set_traceparent(traceparent);
+                match tracestate {
+                    Some(state) => meta.set_tracestate(state),
+                    None => {
+                        meta.remove("tracestate");
+                    }
+                }
+            }
             let answer = instance
                 .upstream
-                .call_tool(upstream_params.clone(), progress.clone(), cancel, timeout)
+                .call_tool(attempt_params, progress.clone(), cancel, timeout)
+                .instrument(upstream_call.clone())
                 .await;
+            if let Err(error) = &answer {
+                upstream_call.record("error", tracing::field::display(error));
+                attempt.record("error", tracing::field::display(error));
+            }
+            drop(upstream_call);
             let failure = match answer {
                 Ok(response) => {
                     self.settle(permit, CallOutcome::Answered);
@@ -306,7 +383,7 @@ impl Dispatcher {
             };
             let cause = failure.to_string();
             self.settle(permit, CallOutcome::Failed(&cause));
-            tracing::warn!(server = %server.name, instance = %instance.id, tool = tool_name, %cause, retry, "upstream call failed");
+            attempt.in_scope(|| tracing::warn!(server = %server.name, instance = %instance.id, tool = tool_name, %cause, retry, "upstream call failed"));
             tried.push(instance.id.clone());
             let retry_allowed = retry < policy.attempts
                 && is_retryable(kind, idempotent)
@@ -318,8 +395,12 @@ impl Dispatcher {
                     format!("{exposed} failed on {}: {cause}", instance.id),
                 ));
             }
+            waited = backoff(&policy, retry, fastrand::f64());
+            attempt
+                .in_scope(|| tracing::debug!("retrying after {} ms: {cause}", waited.as_millis()));
+            drop(attempt);
             tokio::select! {
-                () = tokio::time::sleep(backoff(&policy, retry, fastrand::f64())) => {}
+                () = tokio::time::sleep(waited) => {}
                 () = cancel.cancelled() => {
                     facts.end(Outcome::Cancelled, None);
                     return Err(ErrorData::internal_error("the call was cancelled", None));

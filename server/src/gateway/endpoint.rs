@@ -4,6 +4,7 @@
 
 use crate::access::control::{AccessControl, Caller};
 use crate::gateway::dispatch::Dispatcher;
+use crate::telemetry::traces::{self, context::TraceContext};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -18,6 +19,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Refuses a request without a valid, unrevoked bearer key (401), and records the calling
 /// assistant otherwise.
@@ -101,7 +103,38 @@ impl ServerHandler for GatewayService {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = caller_of(&context)?;
+        // The call's trace: the caller's context if it sent one (`_meta` first, then the
+        // HTTP header), else a new trace.
+        let caller_context = trace_context_of(&request, &context);
+        let root = tracing::debug_span!(
+            "tools/call",
+            traceparent = %caller_context.as_ref().map_or(String::new(), |c| {
+                traces::context::format_traceparent(c.trace_id, c.parent_span_id)
+            }),
+            tracestate = caller_context
+                .as_ref()
+                .and_then(|c| c.tracestate.as_deref())
+                .unwrap_or(""),
+            assistant = tracing::field::Empty,
+            tool = %request.name,
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        let caller = root.in_scope(|| {
+            let span = tracing::debug_span!(
+                "authenticate",
+                assistant = tracing::field::Empty,
+                error = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            let caller = caller_of(&context);
+            match &caller {
+                Ok(caller) => span.record("assistant", &*caller.assistant),
+                Err(error) => span.record("error", &*error.message),
+            };
+            caller
+        })?;
+        root.record("assistant", &*caller.assistant);
         let progress = context.meta.get_progress_token().map(|token| {
             let peer = context.peer.clone();
             let sink: crate::upstream::ProgressSink =
@@ -117,8 +150,35 @@ impl ServerHandler for GatewayService {
         });
         self.dispatcher
             .call_tool(&caller, request, progress, context.ct.clone())
+            .instrument(root)
             .await
     }
+}
+
+/// The caller's trace context: the first valid one of `_meta.traceparent` (with its
+/// `tracestate`) and the HTTP `traceparent` header (with the `tracestate` header).
+fn trace_context_of(
+    request: &CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> Option<TraceContext> {
+    let from_meta = |meta: &rmcp::model::MetaObject| {
+        meta.get_traceparent()
+            .and_then(|tp| traces::context::parse(tp, meta.get_tracestate()))
+    };
+    let header = |parts: &axum::http::request::Parts, name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    from_meta(&context.meta.0)
+        .or_else(|| request.meta.as_ref().and_then(|meta| from_meta(&meta.0)))
+        .or_else(|| {
+            let parts = context.extensions.get::<axum::http::request::Parts>()?;
+            let traceparent = header(parts, "traceparent")?;
+            traces::context::parse(&traceparent, header(parts, "tracestate").as_deref())
+        })
 }
 
 /// Settings of the MCP endpoint.

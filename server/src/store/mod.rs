@@ -19,6 +19,7 @@ pub use roi::StoredRoiInputs;
 pub use series::FleetEventRecord;
 mod sessions;
 mod tool_calls;
+mod traces;
 mod users;
 
 pub use sessions::SessionBackend;

@@ -11,3 +11,4 @@ pub mod prober;
 pub mod sampler;
 pub mod scrape;
 pub mod series;
+pub mod traces;
