@@ -313,7 +313,7 @@ impl Dispatcher {
             let attempt = tracing::debug_span!(
                 "attempt",
                 instance = %instance.id,
-                breaker = instance.breaker_snapshot(Instant::now()).state.as_str(),
+                breaker = instance.breaker_state(Instant::now()).as_str(),
                 backoff_ms = waited.as_millis() as u64,
                 error = tracing::field::Empty
             );

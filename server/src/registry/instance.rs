@@ -311,6 +311,11 @@ impl Instance {
         lock(&self.breaker).snapshot(now)
     }
 
+    /// The breaker's state alone (no copy of its transitions: cheap on the hot path).
+    pub fn breaker_state(&self, now: Instant) -> BreakerState {
+        lock(&self.breaker).state(now)
+    }
+
     /// The last failure and when it happened.
     pub fn last_error(&self) -> Option<(Instant, String)> {
         lock(&self.last_error).clone()
