@@ -153,18 +153,44 @@ pub struct Instance {
     /// The instance's Prometheus endpoint, scraped by the prober.
     pub metrics_url: Option<String>,
     load: Mutex<LoadState>,
+    health_changes: Mutex<Vec<HealthChange>>,
 }
 
 /// What the scrapes of `metrics_url` found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LoadState {
     last: Option<Reading>,
     signals: Option<LoadSignals>,
     error: Option<String>,
+    /// Signals older than this are ignored (the instance stopped answering scrapes); the
+    /// prober sets it from its interval.
+    stale_after: Duration,
 }
 
-/// Scraped signals older than this are ignored (the instance stopped answering scrapes).
-const SCRAPE_STALE_AFTER: Duration = Duration::from_secs(30);
+impl Default for LoadState {
+    fn default() -> Self {
+        LoadState {
+            last: None,
+            signals: None,
+            error: None,
+            stale_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A health change that real calls caused, waiting for the prober to report it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthChange {
+    /// Health before.
+    pub before: Health,
+    /// Health after.
+    pub after: Health,
+    /// Why, in the tracker's words.
+    pub reason: String,
+}
+
+/// Unreported changes kept per instance (older ones are dropped: the latest matter).
+const HEALTH_CHANGES_KEPT: usize = 16;
 
 /// A call admitted to an instance; dropping it frees its slot.
 pub struct CallPermit {
@@ -204,6 +230,31 @@ impl Instance {
             last_error: Mutex::new(None),
             metrics_url: None,
             load: Mutex::new(LoadState::default()),
+            health_changes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The health changes real calls caused since the last time this was asked.
+    pub fn take_health_changes(&self) -> Vec<HealthChange> {
+        std::mem::take(&mut *lock(&self.health_changes))
+    }
+
+    /// A real call's verdict into health; a change is kept for the prober to report.
+    fn record_call_health(&self, now: Instant, ok: bool) {
+        let mut tracker = lock(&self.health);
+        let before = tracker.health();
+        if let Some(after) = tracker.record_call(now, ok) {
+            let change = HealthChange {
+                before,
+                after,
+                reason: tracker.reason().to_string(),
+            };
+            drop(tracker);
+            let mut changes = lock(&self.health_changes);
+            if changes.len() == HEALTH_CHANGES_KEPT {
+                changes.remove(0);
+            }
+            changes.push(change);
         }
     }
 
@@ -214,9 +265,10 @@ impl Instance {
     }
 
     /// Keeps a scrape's result: a reading updates the signals, a failure is remembered
-    /// (and the signals age out).
-    pub fn record_scrape(&self, result: Result<Reading, String>) {
+    /// (and the signals age out after `stale_after`).
+    pub fn record_scrape(&self, result: Result<Reading, String>, stale_after: Duration) {
         let mut load = lock(&self.load);
+        load.stale_after = stale_after;
         match result {
             Ok(reading) => {
                 load.signals = Some(scrape::signals(load.last.as_ref(), &reading));
@@ -229,9 +281,9 @@ impl Instance {
 
     /// The latest scraped signals, unless stale.
     pub fn load_signals(&self, now: Instant) -> Option<LoadSignals> {
-        lock(&self.load)
-            .signals
-            .filter(|s| now.saturating_duration_since(s.at) < SCRAPE_STALE_AFTER)
+        let load = lock(&self.load);
+        load.signals
+            .filter(|s| now.saturating_duration_since(s.at) < load.stale_after)
     }
 
     /// Why the last scrape failed, if it did.
@@ -459,14 +511,14 @@ impl CallPermit {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
                 instance.counters.rate.record(now);
                 lock(&instance.latency).record(now.saturating_duration_since(self.started));
-                lock(&instance.health).record_call(now, true);
+                instance.record_call_health(now, true);
             }
             CallOutcome::Failed(cause) => {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
                 instance.counters.rate.record(now);
                 instance.counters.failures.fetch_add(1, Ordering::Relaxed);
                 *lock(&instance.last_error) = Some((now, cause.to_string()));
-                lock(&instance.health).record_call(now, false);
+                instance.record_call_health(now, false);
             }
             CallOutcome::Abandoned => {}
         }
@@ -606,23 +658,59 @@ mod tests {
         let now = Instant::now();
         let _permit = i.try_admit(now).unwrap();
         assert_eq!(i.routing_in_flight(now), 1);
-        i.record_scrape(Ok(Reading {
-            at: now,
-            cpu_seconds: Some(1.0),
-            resident_bytes: Some(5e6),
-            in_flight: Some(6.0),
-        }));
+        let stale_after = Duration::from_secs(30);
+        i.record_scrape(
+            Ok(Reading {
+                at: now,
+                cpu_seconds: Some(1.0),
+                resident_bytes: Some(5e6),
+                in_flight: Some(6.0),
+            }),
+            stale_after,
+        );
         assert_eq!(
             i.routing_in_flight(now),
             6,
             "other clients' calls count too"
         );
         assert_eq!(i.load_signals(now).unwrap().resident_bytes, Some(5e6));
-        i.record_scrape(Err("HTTP 503".into()));
+        i.record_scrape(Err("HTTP 503".into()), stale_after);
         assert_eq!(i.scrape_error().as_deref(), Some("HTTP 503"));
-        let later = now + SCRAPE_STALE_AFTER;
+        let later = now + stale_after;
         assert_eq!(i.load_signals(later), None);
         assert_eq!(i.routing_in_flight(later), 1, "stale signals are ignored");
+    }
+
+    #[test]
+    fn failing_calls_degrade_an_instance_and_the_change_waits_for_the_prober() {
+        let i = instance(64);
+        let now = Instant::now();
+        i.record_probe(now, Ok(Duration::from_millis(2)));
+        for _ in 0..6 {
+            i.try_admit(now).unwrap().finish(CallOutcome::Answered);
+        }
+        // Failures between answers (two in a row would open this breaker): 3 of 12 = 25%.
+        for ok in [false, true, false, true, false] {
+            let permit = i.try_admit(now).unwrap();
+            permit.finish(if ok {
+                CallOutcome::Answered
+            } else {
+                CallOutcome::Failed("HTTP 500")
+            });
+        }
+        assert_eq!(i.health(), Health::Degraded);
+        let changes = i.take_health_changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            (changes[0].before, changes[0].after),
+            (Health::Healthy, Health::Degraded)
+        );
+        assert!(
+            changes[0].reason.contains("failed in the last minute"),
+            "{}",
+            changes[0].reason
+        );
+        assert!(i.take_health_changes().is_empty(), "reported once");
     }
 
     #[test]

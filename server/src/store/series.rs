@@ -45,7 +45,8 @@ fn stored(value: u64) -> i64 {
 }
 
 impl Store {
-    /// Writes complete minutes (a minute written again replaces the earlier row).
+    /// Writes complete minutes. A minute written again (a call that ended late, another
+    /// replica's share) adds to the row: counts add up, percentiles keep the higher.
     pub async fn insert_series(
         &self,
         points: &[(SeriesKey, SeriesPoint)],
@@ -61,10 +62,14 @@ impl Store {
                      cache_lookups, cache_hits, p50_ms, p95_ms, p99_ms, utilisation) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (server, instance, tool, minute_ms) DO UPDATE SET \
-                     calls = excluded.calls, errors = excluded.errors, \
-                     cache_lookups = excluded.cache_lookups, cache_hits = excluded.cache_hits, \
-                     p50_ms = excluded.p50_ms, p95_ms = excluded.p95_ms, p99_ms = excluded.p99_ms, \
-                     utilisation = excluded.utilisation",
+                     calls = series_minutes.calls + excluded.calls, \
+                     errors = series_minutes.errors + excluded.errors, \
+                     cache_lookups = series_minutes.cache_lookups + excluded.cache_lookups, \
+                     cache_hits = series_minutes.cache_hits + excluded.cache_hits, \
+                     p50_ms = CASE WHEN series_minutes.p50_ms IS NULL OR excluded.p50_ms > series_minutes.p50_ms THEN excluded.p50_ms ELSE series_minutes.p50_ms END, \
+                     p95_ms = CASE WHEN series_minutes.p95_ms IS NULL OR excluded.p95_ms > series_minutes.p95_ms THEN excluded.p95_ms ELSE series_minutes.p95_ms END, \
+                     p99_ms = CASE WHEN series_minutes.p99_ms IS NULL OR excluded.p99_ms > series_minutes.p99_ms THEN excluded.p99_ms ELSE series_minutes.p99_ms END, \
+                     utilisation = COALESCE(excluded.utilisation, series_minutes.utilisation)",
                 )
                 .bind(&key.server)
                 .bind(&key.instance)
@@ -178,5 +183,93 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    fn point(
+        minute_ms: i64,
+        calls: u64,
+        p99: Option<f64>,
+        utilisation: Option<f64>,
+    ) -> SeriesPoint {
+        SeriesPoint {
+            minute_ms,
+            calls,
+            errors: 1,
+            cache_lookups: calls,
+            cache_hits: 1,
+            p50_ms: p99.map(|p| p / 2.0),
+            p95_ms: p99,
+            p99_ms: p99,
+            utilisation,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_minute_written_in_parts_adds_up_and_old_minutes_are_trimmed() {
+        let (store, _dir) = temp_store().await;
+        let key = SeriesKey::server("search");
+        store
+            .insert_series(&[(key.clone(), point(60_000, 900, Some(40.0), Some(0.5)))])
+            .await
+            .unwrap();
+        // A call that ended late for its minute, and no utilisation sample with it.
+        store
+            .insert_series(&[(key.clone(), point(60_000, 1, Some(90.0), None))])
+            .await
+            .unwrap();
+        store
+            .insert_series(&[(key.clone(), point(120_000, 5, None, None))])
+            .await
+            .unwrap();
+        let points = store.series(&key, 0).await.unwrap();
+        assert_eq!(points.len(), 2);
+        let first = &points[0];
+        assert_eq!(
+            (
+                first.calls,
+                first.errors,
+                first.cache_lookups,
+                first.cache_hits
+            ),
+            (901, 2, 901, 2)
+        );
+        assert_eq!((first.p95_ms, first.p99_ms), (Some(90.0), Some(90.0)));
+        assert_eq!(
+            first.utilisation,
+            Some(0.5),
+            "kept when the late part has none"
+        );
+        assert_eq!(points[1].p99_ms, None);
+        assert!(
+            store
+                .series(&SeriesKey::fleet(), 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        store
+            .insert_fleet_event(
+                1,
+                "health",
+                "search",
+                Some("search-1"),
+                "down",
+                &serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.trim_series(120_000).await.unwrap(),
+            2,
+            "one minute, one event"
+        );
+        assert_eq!(store.series(&key, 0).await.unwrap().len(), 1);
     }
 }

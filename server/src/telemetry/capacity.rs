@@ -147,8 +147,10 @@ impl CapacityAdvisor {
                 Direction::Down => *u < policy.low,
             })
         };
+        // One instance cannot be scaled down (that would be none): no advice for it.
         let now = [Direction::Up, Direction::Down]
             .into_iter()
+            .filter(|d| *d == Direction::Up || instances > 1)
             .find(|d| holds(*d));
         let Some(direction) = now else {
             history.advised = None;
@@ -270,5 +272,13 @@ mod tests {
             .expect("five after the gap");
         assert_eq!(advice.direction, Direction::Down);
         assert_eq!(advice.evidence.first().map(|e| e.0), Some(10 * M));
+        let mut single = CapacityAdvisor::new(CapacityPolicy::default());
+        for m in 0..10 {
+            assert_eq!(
+                single.observe("solo", m * M, 0.01, 1),
+                None,
+                "one instance stays"
+            );
+        }
     }
 }

@@ -197,7 +197,7 @@ impl SeriesBook {
     }
 
     /// Counts a finished call in the fleet's, its server's, its instance's and its tool's
-    /// series of the minute it arrived in.
+    /// series of the minute it ended in.
     pub fn observe(&self, record: &CallRecord, cacheable: bool) {
         if matches!(
             record.outcome,
@@ -205,7 +205,10 @@ impl SeriesBook {
         ) {
             return;
         }
-        let minute = minute_of(record.at_ms);
+        // Filed by when it ended: a minute is stored about a second after it ends, and a
+        // call that started in it but ends later would otherwise come too late for it.
+        let ended_ms = record.at_ms + i64::try_from(record.duration.as_millis()).unwrap_or(0);
+        let minute = minute_of(ended_ms);
         let error = matches!(record.outcome, Outcome::Failed | Outcome::ToolError);
         let ms = record.duration.as_secs_f64() * 1000.0;
         let mut keys = vec![
@@ -276,11 +279,35 @@ impl SeriesBook {
     }
 }
 
-/// Merges stored points and pending ones (pending wins for the same minute: a minute is
-/// stored only once it is complete, so both can hold it only after a restart).
+impl SeriesPoint {
+    /// Adds `other` (the same minute, counted elsewhere: a late part, another replica) to
+    /// this point. Counts add up; a percentile is the higher of the two (an upper bound),
+    /// utilisation the newer one if it has any.
+    pub fn absorb(&mut self, other: &SeriesPoint) {
+        let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.cache_lookups += other.cache_lookups;
+        self.cache_hits += other.cache_hits;
+        self.p50_ms = max(self.p50_ms, other.p50_ms);
+        self.p95_ms = max(self.p95_ms, other.p95_ms);
+        self.p99_ms = max(self.p99_ms, other.p99_ms);
+        self.utilisation = other.utilisation.or(self.utilisation);
+    }
+}
+
+/// Merges stored points and pending ones: a minute in both (a part of it already stored)
+/// is the sum of the two.
 pub fn merge(mut stored: Vec<SeriesPoint>, pending: Vec<SeriesPoint>) -> Vec<SeriesPoint> {
-    stored.retain(|s| !pending.iter().any(|p| p.minute_ms == s.minute_ms));
-    stored.extend(pending);
+    for point in pending {
+        match stored.iter_mut().find(|s| s.minute_ms == point.minute_ms) {
+            Some(same) => same.absorb(&point),
+            None => stored.push(point),
+        }
+    }
     stored.sort_by_key(|p| p.minute_ms);
     stored
 }
@@ -407,7 +434,19 @@ mod tests {
     }
 
     #[test]
-    fn merging_prefers_pending_minutes_and_sorts() {
+    fn a_call_is_filed_in_the_minute_it_ended() {
+        let book = SeriesBook::new();
+        let start = 1_700_000_099_600; // 0.4 s before a minute ends
+        book.observe(
+            &record(start, Some("search-1"), Outcome::Ok, 800, false),
+            false,
+        );
+        let points = book.pending(&SeriesKey::fleet());
+        assert_eq!(points[0].minute_ms, minute_of(start) + 60_000);
+    }
+
+    #[test]
+    fn merging_adds_up_a_minute_stored_in_parts_and_sorts() {
         let point = |minute_ms, calls| SeriesPoint {
             minute_ms,
             calls,
@@ -424,6 +463,6 @@ mod tests {
             vec![point(60_000, 5), point(120_000, 3)],
         );
         let calls: Vec<u64> = merged.iter().map(|p| p.calls).collect();
-        assert_eq!(calls, vec![1, 5, 3]);
+        assert_eq!(calls, vec![1, 7, 3]);
     }
 }

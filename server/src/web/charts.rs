@@ -69,7 +69,8 @@ pub(super) async fn chart(
         _ => return bad_request("give a server, and with it at most one of instance or tool"),
     };
     let now = now_ms();
-    let from = series::minute_of(now) - i64::from(minutes) * 60_000;
+    // The oldest minute whose start is still on the chart's x axis.
+    let from = series::minute_of(now) - i64::from(minutes - 1) * 60_000;
     let stored = match state.store.series(&key, from).await {
         Ok(points) => points,
         Err(error) => {

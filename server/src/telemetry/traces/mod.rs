@@ -128,12 +128,19 @@ impl Collector {
 
     /// Recent traces passing `keep`, newest first, at most `limit`.
     pub fn recent(&self, limit: usize, keep: impl Fn(&Trace) -> bool) -> Vec<Arc<Trace>> {
-        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        ring.iter()
+        // Copy the handles out first: finishing calls wait on this lock, searches must not
+        // hold it while they filter.
+        let ring: Vec<Arc<Trace>> = self
+            .ring
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        ring.into_iter()
             .rev()
             .filter(|t| keep(t))
             .take(limit)
-            .cloned()
             .collect()
     }
 
