@@ -62,8 +62,9 @@ pub struct Candidate<'a> {
     pub id: &'a str,
     /// Calls currently in flight to it.
     pub in_flight: u32,
-    /// Recent latency in milliseconds. Pass a typical value (e.g. the server's median) for an
-    /// instance without samples: 0 would make least-load send it nearly everything.
+    /// Recent latency in milliseconds. Pass a stand-in (the gateway uses the fastest known
+    /// instance's) for an instance without samples: 0 would make least-load send it nearly
+    /// everything.
     pub latency_ewma_ms: f64,
 }
 

@@ -431,8 +431,8 @@ impl Dispatcher {
                 if eligible.is_empty() {
                     break;
                 }
-                // Instances without samples yet count as typical, not as free.
-                let typical = typical_latency(&eligible);
+                // Instances without samples yet count as the fastest, not as free.
+                let unsampled = unsampled_latency(&eligible);
                 let candidates: Vec<Candidate<'_>> = eligible
                     .iter()
                     .map(|i| Candidate {
@@ -440,7 +440,7 @@ impl Dispatcher {
                         in_flight: i.routing_in_flight(now),
                         latency_ewma_ms: match i.latency_ewma_ms() {
                             ms if ms > 0.0 => ms,
-                            _ => typical,
+                            _ => unsampled,
                         },
                     })
                     .collect();
@@ -469,14 +469,18 @@ impl Dispatcher {
     }
 }
 
-fn typical_latency(instances: &[&Arc<crate::registry::Instance>]) -> f64 {
-    let mut known: Vec<f64> = instances
+/// The latency assumed for instances without samples: the fastest known one's. Not 0 (it
+/// would take nearly every call) and not the median (a slower-than-best guess is never
+/// picked at low load, so the instance would never be measured: seen as an idle demo
+/// instance while its siblings served everything). Tied with the fastest, the balancer's
+/// tie rotation sends it a call, and its own samples take over.
+fn unsampled_latency(instances: &[&Arc<crate::registry::Instance>]) -> f64 {
+    instances
         .iter()
         .map(|i| i.latency_ewma_ms())
         .filter(|ms| *ms > 0.0)
-        .collect();
-    known.sort_by(f64::total_cmp);
-    known.get(known.len() / 2).copied().unwrap_or(1.0)
+        .min_by(f64::total_cmp)
+        .unwrap_or(1.0)
 }
 
 /// Says why no instance of the server can take the call, by counting the reasons.
@@ -593,6 +597,36 @@ mod tests {
     fn tool(schema: serde_json::Value) -> Tool {
         let schema = schema.as_object().unwrap().clone();
         Tool::new("t", "a tool", Arc::new(schema))
+    }
+
+    #[test]
+    fn an_unmeasured_instance_is_costed_as_the_fastest_so_it_gets_measured() {
+        use crate::gateway::breaker::BreakerConfig;
+        use crate::registry::{CallOutcome, Instance};
+        use crate::upstream::Endpoint;
+        let instance = |id: &str| {
+            Arc::new(Instance::new(
+                id.into(),
+                "s".into(),
+                Endpoint::Http {
+                    url: "http://127.0.0.1:9/mcp".into(),
+                },
+                8,
+                BreakerConfig::default(),
+            ))
+        };
+        let (slow, fast, new) = (instance("slow"), instance("fast"), instance("new"));
+        assert_eq!(unsampled_latency(&[&new]), 1.0, "nothing measured yet");
+        let earlier = Instant::now() - Duration::from_millis(40);
+        slow.try_admit(earlier)
+            .unwrap()
+            .finish(CallOutcome::Answered);
+        fast.try_admit(Instant::now())
+            .unwrap()
+            .finish(CallOutcome::Answered);
+        let guess = unsampled_latency(&[&slow, &fast, &new]);
+        assert_eq!(guess, fast.latency_ewma_ms());
+        assert!(guess < slow.latency_ewma_ms());
     }
 
     #[test]
