@@ -156,6 +156,17 @@ async fn a_retried_call_is_one_trace_with_two_attempts_under_the_callers_trace_i
         assert!(!spans_named(&view, name).is_empty(), "a {name} span");
     }
     assert_eq!(view["summary"]["retries"], 1);
+    // The key check (done by the HTTP middleware) is reported in the authenticate span.
+    let authenticate = spans_named(&view, "authenticate")[0];
+    assert_eq!(attribute(authenticate, "assistant"), Some("tracer"));
+    assert!(
+        attribute(authenticate, "key_id").is_some(),
+        "{authenticate}"
+    );
+    assert!(
+        attribute(authenticate, "key_check_us").is_some_and(|us| us.parse::<u64>().is_ok()),
+        "{authenticate}"
+    );
 
     let attempts = spans_named(&view, "attempt");
     let (first, second) = (attempts[0], attempts[1]);

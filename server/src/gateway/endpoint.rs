@@ -21,6 +21,11 @@ use rmcp::{ErrorData, ServerHandler};
 use std::sync::Arc;
 use tracing::Instrument;
 
+/// How long the key check of a request took (its trace's `authenticate` span reports it:
+/// the check runs here, before the body says which MCP method the request is).
+#[derive(Clone, Copy, Debug)]
+struct KeyCheck(std::time::Duration);
+
 /// Refuses a request without a valid, unrevoked bearer key (401), and records the calling
 /// assistant otherwise.
 pub async fn authenticate(
@@ -28,6 +33,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -52,6 +58,7 @@ pub async fn authenticate(
             .into_response();
     };
     request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(KeyCheck(started.elapsed()));
     next.run(request).await
 }
 
@@ -124,14 +131,28 @@ impl ServerHandler for GatewayService {
             let span = tracing::debug_span!(
                 "authenticate",
                 assistant = tracing::field::Empty,
+                key_id = tracing::field::Empty,
+                key_check_us = tracing::field::Empty,
                 error = tracing::field::Empty
             );
             let _entered = span.enter();
             let caller = caller_of(&context);
             match &caller {
-                Ok(caller) => span.record("assistant", &*caller.assistant),
-                Err(error) => span.record("error", &*error.message),
+                Ok(caller) => {
+                    span.record("assistant", &*caller.assistant);
+                    span.record("key_id", caller.key_id);
+                }
+                Err(error) => {
+                    span.record("error", &*error.message);
+                }
             };
+            let check = context
+                .extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<KeyCheck>());
+            if let Some(KeyCheck(took)) = check {
+                span.record("key_check_us", took.as_micros() as u64);
+            }
             caller
         })?;
         root.record("assistant", &*caller.assistant);

@@ -66,6 +66,8 @@ struct FleetFamilies {
     scraped_cpu: GaugeVec,
     scraped_memory: GaugeVec,
     scraped_in_flight: GaugeVec,
+    traces_finished: IntCounterVec,
+    traces_dropped: IntCounterVec,
 }
 
 /// The (server, tool) pairs that have their own series.
@@ -282,6 +284,16 @@ impl FleetFamilies {
                 "Calls the instance reports serving (all clients), from its metrics endpoint.",
                 instance,
             ),
+            traces_finished: counter_vec(
+                "fleetdeck_traces_finished_total",
+                "Gateway call traces assembled by this process.",
+                &[],
+            ),
+            traces_dropped: counter_vec(
+                "fleetdeck_traces_dropped_total",
+                "Traces meant for the database (failed, slow or sampled) dropped because its writer's queue was full.",
+                &[],
+            ),
             audit_queue_depth: IntGauge::new(
                 "fleetdeck_audit_queue_depth",
                 "Audit rows waiting to be written to the store.",
@@ -371,6 +383,13 @@ impl FleetFamilies {
         }
         self.audit_queue_depth
             .set(i64::try_from(audit_queue_depth).unwrap_or(i64::MAX));
+        let traces = crate::telemetry::traces::collector();
+        self.traces_finished
+            .with_label_values::<&str>(&[])
+            .inc_by(traces.finished.load(Ordering::Relaxed));
+        self.traces_dropped
+            .with_label_values::<&str>(&[])
+            .inc_by(traces.dropped.load(Ordering::Relaxed));
     }
 
     fn reset(&self) {
@@ -400,6 +419,8 @@ impl FleetFamilies {
             &self.result_cache_evictions,
             &self.tool_list_cache_hits,
             &self.tool_list_cache_misses,
+            &self.traces_finished,
+            &self.traces_dropped,
         ] {
             family.reset();
         }
@@ -422,6 +443,8 @@ impl FleetFamilies {
             self.scraped_cpu.collect(),
             self.scraped_memory.collect(),
             self.scraped_in_flight.collect(),
+            self.traces_finished.collect(),
+            self.traces_dropped.collect(),
             self.audit_queue_depth.collect(),
         ]
         .concat()
@@ -922,8 +945,8 @@ mod tests {
                 types.insert(name.to_owned(), kind.to_owned());
             }
         }
-        // 19: the scraped-load families appear only for instances whose metrics_url answered.
-        assert_eq!(types.len(), 19, "{types:?}");
+        // 21: the scraped-load families appear only for instances whose metrics_url answered.
+        assert_eq!(types.len(), 21, "{types:?}");
         for (name, kind) in &types {
             assert!(name.starts_with("fleetdeck_"), "{name}");
             assert!(helps.contains(name), "{name} has no HELP");
