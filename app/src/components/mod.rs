@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod confirm;
+pub mod events;
 pub mod layout;
 pub mod live;
 pub mod notice;

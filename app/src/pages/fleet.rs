@@ -6,12 +6,11 @@
 //! with the Breakers page.
 
 use crate::components::chart::Chart;
+use crate::components::events::FleetEvents;
 use crate::components::layout::CurrentUser;
 use crate::error::AppError;
 use crate::pages::instances::{AddInstance, InstancesAdmin, RemoveInstance};
-use crate::wire::{
-    FleetView, InstanceView, Role, ServerView, format_duration_s, format_timestamp_utc,
-};
+use crate::wire::{FleetView, InstanceView, Role, ServerView, format_duration_s};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use std::time::Duration;
@@ -424,18 +423,7 @@ pub fn FleetPage() -> impl IntoView {
                             view! {
                                 <section class="card advice" data-testid="fleet-advice">
                                     <h2>"Capacity advice"</h2>
-                                    <ul class="events">
-                                        {fleet
-                                            .advice
-                                            .iter()
-                                            .map(|e| view! {
-                                                <li data-kind=e.kind.clone()>
-                                                    <span class="muted">{format_timestamp_utc(e.at_ms)}</span>
-                                                    " " {e.message.clone()}
-                                                </li>
-                                            })
-                                            .collect_view()}
-                                    </ul>
+                                    <FleetEvents events=fleet.advice.clone() />
                                 </section>
                             }
                         });

@@ -2,10 +2,10 @@
 //! control plane's own state, refreshed live.
 
 use crate::components::chart::Chart;
+use crate::components::events::FleetEvents;
 use crate::error::AppError;
 use crate::wire::{
-    AdminActionEntry, FleetEventView, OverviewView, SystemStatus, format_duration_s,
-    format_timestamp_utc,
+    AdminActionEntry, OverviewView, SystemStatus, format_duration_s, format_timestamp_utc,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -228,7 +228,7 @@ fn FleetGlance(overview: OverviewView) -> impl IntoView {
                 view! {
                     <section class="card advice" data-testid="capacity-advice">
                         <h2>"Capacity advice"</h2>
-                        <Events events=overview.advice.clone() />
+                        <FleetEvents events=overview.advice.clone() />
                     </section>
                 }
             })}
@@ -277,36 +277,9 @@ fn FleetGlance(overview: OverviewView) -> impl IntoView {
             {if overview.events.is_empty() {
                 view! { <p class="muted">"No health changes or advice yet."</p> }.into_any()
             } else {
-                view! { <Events events=overview.events /> }.into_any()
+                view! { <FleetEvents events=overview.events /> }.into_any()
             }}
         </section>
-    }
-}
-
-/// Health changes and capacity advice, newest first, each with its evidence.
-#[component]
-fn Events(events: Vec<FleetEventView>) -> impl IntoView {
-    view! {
-        <ul class="events" data-testid="fleet-events">
-            {events
-                .into_iter()
-                .map(|e| {
-                    view! {
-                        <li data-kind=e.kind.clone()>
-                            <span class="muted">{format_timestamp_utc(e.at_ms)}</span>
-                            " "
-                            <span class=format!("badge event-{}", e.kind)>{e.kind.replace('_', " ")}</span>
-                            " "
-                            {e.message}
-                            <details>
-                                <summary>"evidence"</summary>
-                                <pre>{e.evidence}</pre>
-                            </details>
-                        </li>
-                    }
-                })
-                .collect_view()}
-        </ul>
     }
 }
 

@@ -378,6 +378,7 @@ mod tests {
             instance: Some("search-1".into()),
             outcome: Outcome::Ok,
             cache_hit: false,
+            cacheable: false,
             duration: Duration::from_millis(3),
             attempts: 1,
             trace_id: None,

@@ -159,7 +159,7 @@ pub async fn run_fleet(
     let dispatcher = Arc::new(Dispatcher::new(
         registry.clone(),
         access.clone(),
-        CallRecorder::new(audit, metrics.clone(), series.clone(), registry.clone()),
+        CallRecorder::new(audit, metrics.clone(), series.clone()),
     ));
     let mcp = endpoint::router(
         dispatcher.clone(),

@@ -44,6 +44,7 @@ struct CallFacts {
     instance: Option<String>,
     attempts: u32,
     cache_hit: bool,
+    cacheable: bool,
     error: Option<String>,
 }
 
@@ -155,6 +156,7 @@ impl Dispatcher {
             instance: None,
             attempts: 0,
             cache_hit: false,
+            cacheable: false,
             error: None,
         };
         let answer = self
@@ -176,6 +178,7 @@ impl Dispatcher {
                 instance: facts.instance,
                 outcome: facts.outcome,
                 cache_hit: facts.cache_hit,
+                cacheable: facts.cacheable,
                 duration: started.elapsed(),
                 attempts: facts.attempts,
                 trace_id: traces::current_trace_id(),
@@ -267,6 +270,7 @@ impl Dispatcher {
             .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
 
         let cacheable = server.settings.cacheable.contains(tool_name);
+        facts.cacheable = cacheable;
         if cacheable {
             let lookup = tracing::debug_span!("cache_lookup", result = tracing::field::Empty);
             let hit = server

@@ -2,7 +2,6 @@
 //! telemetry counts. Built on the hot path, consumed off it.
 
 use crate::access::audit_log::AuditLog;
-use crate::registry::Registry;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::series::SeriesBook;
 use std::sync::Arc;
@@ -70,6 +69,8 @@ pub struct CallRecord {
     pub outcome: Outcome,
     /// Whether the result cache answered.
     pub cache_hit: bool,
+    /// Whether the tool is cacheable (its calls count in the hit rate).
+    pub cacheable: bool,
     /// Time spent in the gateway.
     pub duration: Duration,
     /// Upstream attempts (0 when refused before any).
@@ -91,34 +92,22 @@ pub struct CallRecorder {
     audit: AuditLog,
     metrics: Arc<Metrics>,
     series: Arc<SeriesBook>,
-    registry: Arc<Registry>,
 }
 
 impl CallRecorder {
-    /// A recorder counting in `metrics` and `series` and writing to `audit`; `registry` says
-    /// which tools are cacheable (for hit rates).
-    pub fn new(
-        audit: AuditLog,
-        metrics: Arc<Metrics>,
-        series: Arc<SeriesBook>,
-        registry: Arc<Registry>,
-    ) -> Self {
+    /// A recorder counting in `metrics` and `series` and writing to `audit`.
+    pub fn new(audit: AuditLog, metrics: Arc<Metrics>, series: Arc<SeriesBook>) -> Self {
         CallRecorder {
             audit,
             metrics,
             series,
-            registry,
         }
     }
 
     /// Records one call; returns once the audit log holds it (queued, never dropped).
     pub async fn record(&self, record: CallRecord) {
         self.metrics.observe(&record);
-        let cacheable = self
-            .registry
-            .server(&record.server)
-            .is_some_and(|s| s.settings.cacheable.contains(&record.tool));
-        self.series.observe(&record, cacheable);
+        self.series.observe(&record);
         self.audit.enqueue(record).await;
     }
 }

@@ -315,6 +315,7 @@ mod tests {
             instance: None,
             outcome,
             cache_hit: false,
+            cacheable: false,
             duration: Duration::from_millis(3),
             attempts: 1,
             trace_id: None,

@@ -557,6 +557,7 @@ mod tests {
             instance: Some(format!("{server}-1")),
             outcome,
             cache_hit: at_ms % 2 == 0,
+            cacheable: false,
             duration: Duration::from_micros(12_500),
             attempts: 1,
             trace_id: Some(format!("trace-{at_ms}")),

@@ -593,6 +593,7 @@ mod tests {
             instance: None,
             outcome,
             cache_hit: false,
+            cacheable: false,
             duration: Duration::from_millis(ms),
             attempts,
             trace_id: None,

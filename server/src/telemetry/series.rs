@@ -198,7 +198,7 @@ impl SeriesBook {
 
     /// Counts a finished call in the fleet's, its server's, its instance's and its tool's
     /// series of the minute it ended in.
-    pub fn observe(&self, record: &CallRecord, cacheable: bool) {
+    pub fn observe(&self, record: &CallRecord) {
         if matches!(
             record.outcome,
             Outcome::Denied | Outcome::RateLimited | Outcome::Rejected
@@ -224,7 +224,7 @@ impl SeriesBook {
             let cell = cells.entry((minute, key)).or_default();
             cell.calls += 1;
             cell.errors += u64::from(error);
-            cell.cache_lookups += u64::from(cacheable);
+            cell.cache_lookups += u64::from(record.cacheable);
             cell.cache_hits += u64::from(record.cache_hit);
             cell.latency.record(ms);
         }
@@ -323,6 +323,7 @@ mod tests {
         outcome: Outcome,
         ms: u64,
         hit: bool,
+        cacheable: bool,
     ) -> CallRecord {
         CallRecord {
             at_ms,
@@ -332,6 +333,7 @@ mod tests {
             instance: instance.map(String::from),
             outcome,
             cache_hit: hit,
+            cacheable,
             duration: Duration::from_millis(ms),
             attempts: 1,
             trace_id: None,
@@ -370,17 +372,25 @@ mod tests {
     fn a_call_counts_in_the_fleet_server_tool_and_instance_series_of_its_minute() {
         let book = SeriesBook::new();
         let t = 1_700_000_070_000; // 30 s into a minute
-        book.observe(&record(t, Some("search-1"), Outcome::Ok, 10, false), true);
-        book.observe(&record(t + 1000, None, Outcome::Ok, 1, true), true);
-        book.observe(
-            &record(t + 2000, Some("search-2"), Outcome::Failed, 30, false),
+        book.observe(&record(t, Some("search-1"), Outcome::Ok, 10, false, true));
+        book.observe(&record(t + 1000, None, Outcome::Ok, 1, true, true));
+        book.observe(&record(
+            t + 2000,
+            Some("search-2"),
+            Outcome::Failed,
+            30,
             false,
-        );
-        book.observe(&record(t + 3000, None, Outcome::Denied, 0, false), false);
-        book.observe(
-            &record(t + 30_000, Some("search-1"), Outcome::Ok, 10, false),
             false,
-        );
+        ));
+        book.observe(&record(t + 3000, None, Outcome::Denied, 0, false, false));
+        book.observe(&record(
+            t + 30_000,
+            Some("search-1"),
+            Outcome::Ok,
+            10,
+            false,
+            false,
+        ));
         let server = book.pending(&SeriesKey::server("search"));
         assert_eq!(server.len(), 2, "two minutes");
         let first = &server[0];
@@ -407,13 +417,17 @@ mod tests {
     fn complete_minutes_are_taken_once_and_the_current_one_stays() {
         let book = SeriesBook::new();
         let t = 1_700_000_070_000;
-        book.observe(&record(t, Some("search-1"), Outcome::Ok, 10, false), false);
+        book.observe(&record(t, Some("search-1"), Outcome::Ok, 10, false, false));
         book.sample_utilisation(t, SeriesKey::instance("search", "search-1"), 0.5);
         book.sample_utilisation(t + 1000, SeriesKey::instance("search", "search-1"), 1.0);
-        book.observe(
-            &record(t + 30_000, Some("search-1"), Outcome::Ok, 10, false),
+        book.observe(&record(
+            t + 30_000,
+            Some("search-1"),
+            Outcome::Ok,
+            10,
             false,
-        );
+            false,
+        ));
         let taken = book.take_complete(t + 30_000);
         assert_eq!(
             taken.len(),
@@ -437,10 +451,14 @@ mod tests {
     fn a_call_is_filed_in_the_minute_it_ended() {
         let book = SeriesBook::new();
         let start = 1_700_000_099_600; // 0.4 s before a minute ends
-        book.observe(
-            &record(start, Some("search-1"), Outcome::Ok, 800, false),
+        book.observe(&record(
+            start,
+            Some("search-1"),
+            Outcome::Ok,
+            800,
             false,
-        );
+            false,
+        ));
         let points = book.pending(&SeriesKey::fleet());
         assert_eq!(points[0].minute_ms, minute_of(start) + 60_000);
     }

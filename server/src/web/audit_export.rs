@@ -563,6 +563,7 @@ name = "search"
                 instance: Some("search-1".into()),
                 outcome: Outcome::Ok,
                 cache_hit: false,
+                cacheable: false,
                 duration: Duration::from_micros(1500),
                 attempts: 1,
                 trace_id: None,
