@@ -96,6 +96,16 @@ export async function hydrated(page) {
 }
 
 /** A free loopback TCP port. */
+/** Logs `username` in through the login page and waits to land on `next`. */
+export async function logIn(page, serverUrl, username, password, next = "/") {
+  await page.goto(next === "/" ? `${serverUrl}/login` : `${serverUrl}/login?next=${next}`);
+  await hydrated(page);
+  await page.fill("input[name=username]", username);
+  await page.fill("input[name=password]", password);
+  await page.click("button[type=submit]");
+  await page.waitForURL(`${serverUrl}${next}`);
+}
+
 export async function freePort() {
   const { createServer } = await import("node:net");
   return new Promise((resolvePort, reject) => {

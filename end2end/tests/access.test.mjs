@@ -17,6 +17,7 @@ import {
   launchChromium,
   watchErrors,
   hydrated,
+  logIn,
 } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e access admin password";
@@ -57,15 +58,6 @@ async function mcpClient(key) {
   return client;
 }
 
-async function logIn(page) {
-  await page.goto(`${server.url}/login`);
-  await hydrated(page);
-  await page.fill("input[name=username]", "admin");
-  await page.fill("input[name=password]", ADMIN_PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${server.url}/`);
-}
-
 const echoCell = '[data-assistant="sdk"][data-tool="everything__echo"]';
 
 async function waitForDecision(page, decision, source) {
@@ -86,7 +78,7 @@ test("a permission toggled on the page applies to the assistant's very next call
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
   await page.goto(`${server.url}/permissions`);
   await hydrated(page);
   await waitForDecision(page, "deny", "unmatched");
@@ -137,7 +129,7 @@ test("a key issued on the Assistants page is shown once, works, and is refused o
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
   await page.goto(`${server.url}/assistants`);
   await hydrated(page);
   await page.locator("[data-testid=issue-key-sdk]").click();

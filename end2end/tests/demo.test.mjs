@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startFleetdeck, launchChromium, watchErrors, hydrated } from "../support/harness.mjs";
+import { startFleetdeck, launchChromium, watchErrors, hydrated, logIn } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e demo admin password";
 let server;
@@ -30,12 +30,7 @@ test("drain an instance from the Fleet page while the demo traffic keeps succeed
 
   const page = await (await browser.newContext()).newPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}/login?next=/fleet`);
-  await hydrated(page);
-  await page.fill("input[name=username]", "admin");
-  await page.fill("input[name=password]", ADMIN_PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${server.url}/fleet`);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD, "/fleet");
   await hydrated(page);
 
   // The traffic is flowing: search-2 and search-3 count calls.
@@ -79,12 +74,7 @@ test("drain an instance from the Fleet page while the demo traffic keeps succeed
 test("the Overview shows the demo fleet at a glance, with live charts drawn on the server", async () => {
   const page = await (await browser.newContext()).newPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}/login?next=/`);
-  await hydrated(page);
-  await page.fill("input[name=username]", "admin");
-  await page.fill("input[name=password]", ADMIN_PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${server.url}/`);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
   await hydrated(page);
 
   // Probes find every demo instance healthy; the traffic shows as calls per second.

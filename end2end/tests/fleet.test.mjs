@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { startFleetdeck, launchChromium, watchErrors, hydrated } from "../support/harness.mjs";
+import { startFleetdeck, launchChromium, watchErrors, hydrated, logIn } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e fleet admin password";
 const end2end = resolve(import.meta.dirname, "..");
@@ -111,15 +111,6 @@ after(async () => {
   if (fleetDir) rmSync(fleetDir, { recursive: true, force: true });
 });
 
-async function logIn(page, username, password) {
-  await page.goto(`${server.url}/login`);
-  await hydrated(page);
-  await page.fill("input[name=username]", username);
-  await page.fill("input[name=password]", password);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${server.url}/`);
-}
-
 /** Waits until the element with this test id reads `text`. */
 async function waitForText(page, testId, text, timeout = 15_000) {
   await page.waitForFunction(
@@ -149,7 +140,7 @@ test("an admin drains and undrains an instance; a viewer may only watch", async 
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page, "admin", ADMIN_PASSWORD);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
 
   await page.goto(`${server.url}/fleet`);
   await hydrated(page);
@@ -215,7 +206,7 @@ test("an admin drains and undrains an instance; a viewer may only watch", async 
   const viewerContext = await browser.newContext();
   const viewer = await viewerContext.newPage();
   const viewerErrors = watchErrors(viewer);
-  await logIn(viewer, "wall", viewerPassword);
+  await logIn(viewer, server.url, "wall", viewerPassword);
   await viewer.goto(`${server.url}/fleet`);
   await hydrated(viewer);
   await waitForText(viewer, `health-${HTTP}`, "healthy");
@@ -237,7 +228,7 @@ test("a drained instance waits for its call in flight, shown live", async () => 
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page, "admin", ADMIN_PASSWORD);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
   await page.goto(`${server.url}/fleet`);
   await hydrated(page);
   await waitForText(page, `health-${HTTP}`, "healthy", 30_000);

@@ -18,6 +18,7 @@ import {
   launchChromium,
   watchErrors,
   hydrated,
+  logIn,
 } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e roi admin password";
@@ -93,15 +94,6 @@ async function mcpClient() {
   return client;
 }
 
-async function logIn(page, username, password) {
-  await page.goto(`${server.url}/login`);
-  await hydrated(page);
-  await page.fill("input[name=username]", username);
-  await page.fill("input[name=password]", password);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${server.url}/`);
-}
-
 const card = '[data-testid="server-everything"]';
 
 /** Reloads the ROI page until the echo tool shows `count` successful calls (the audit log
@@ -142,7 +134,7 @@ test("measured calls and an admin's inputs give the formula's numbers; bad input
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await logIn(page, "admin", ADMIN_PASSWORD);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
   await waitForUses(page, ECHO_CALLS);
   assert.equal(
     (await page.textContent(`${card} [data-testid="tool-get-sum"] [data-testid=tool-uses]`)).trim(),
@@ -252,7 +244,7 @@ test("measured calls and an admin's inputs give the formula's numbers; bad input
   const viewerContext = await browser.newContext();
   const viewer = await viewerContext.newPage();
   const viewerErrors = watchErrors(viewer);
-  await logIn(viewer, "manager", viewerPassword);
+  await logIn(viewer, server.url, "manager", viewerPassword);
   await viewer.goto(`${server.url}/roi`);
   await hydrated(viewer);
   assert.equal(await figure(viewer, "roi-percent"), want["roi-percent"]);

@@ -16,6 +16,7 @@ import {
   watchErrors,
   hydrated,
   freePort,
+  logIn,
 } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e traces admin password";
@@ -93,12 +94,7 @@ test("a retried call shows two attempts in its waterfall, the first failed", asy
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}/login`);
-  await hydrated(page);
-  await page.fill("input[name=username]", "admin");
-  await page.fill("input[name=password]", ADMIN_PASSWORD);
-  await page.click("button[type=submit]");
-  await page.waitForURL(`${server.url}/`);
+  await logIn(page, server.url, "admin", ADMIN_PASSWORD);
 
   // The list, filtered by tool in the URL: our calls, one of them retried.
   await page.goto(`${server.url}/traces?tool=everything__echo`);
