@@ -112,6 +112,23 @@ pub struct SystemStatus {
     pub users_by_role: Vec<(Role, u64)>,
     /// Server time of this reading (Unix ms).
     pub now_ms: i64,
+    /// This replica's id (its process id and a random part), as in its logs.
+    pub replica_id: String,
+    /// How this replica follows the others' changes; `None` on SQLite (one replica).
+    pub change_feed: Option<ChangeFeedView>,
+}
+
+/// How a replica follows the admin changes of the others (PostgreSQL LISTEN/NOTIFY).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeFeedView {
+    /// Following now.
+    pub following: bool,
+    /// Changes made by other replicas (or the CLI) applied here.
+    pub applied: u64,
+    /// Full reloads after the listener reconnected.
+    pub resyncs: u64,
+    /// When the last of those changes was applied (Unix ms).
+    pub last_applied_ms: Option<i64>,
 }
 
 /// One recorded admin action: who changed what, from what to what.

@@ -3,10 +3,13 @@
 
 use crate::access::control::{AccessControl, AccessError};
 use crate::access::{LoginThrottle, UserDirectory, UserError, password};
+use crate::cluster::ChangeFeed;
 use crate::gateway::breaker::Transition;
 use crate::gateway::record::Outcome;
 use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
-use crate::store::{AdminAction, FleetInstanceRecord, Store, StoreError, UserRecord};
+use crate::store::{
+    AdminAction, Backend, FleetInstanceRecord, Store, StoreChange, StoreError, UserRecord,
+};
 use crate::telemetry::series::SeriesBook;
 use crate::telemetry::traces;
 use crate::telemetry::{overview, sampler};
@@ -15,10 +18,10 @@ use app::control::ControlPlane;
 use app::error::AppError;
 use app::wire::{
     AdminActionEntry, ApiKeyView, AssistantView, AuditKind, AuditPage, AuditQuery,
-    BreakerTransitionView, CacheView, Decision, FleetView, InstanceView, IssuedKey, IssuedPassword,
-    OverviewView, PermissionMatrix, Role, ScrapedLoad, ServerPermissions, ServerView, SessionUser,
-    SystemStatus, Tier, ToolPermissions, ToolView, TraceQuery, TraceSummary, TraceView,
-    UserSummary,
+    BreakerTransitionView, CacheView, ChangeFeedView, Decision, FleetView, InstanceView, IssuedKey,
+    IssuedPassword, OverviewView, PermissionMatrix, Role, ScrapedLoad, ServerPermissions,
+    ServerView, SessionUser, SystemStatus, Tier, ToolPermissions, ToolView, TraceQuery,
+    TraceSummary, TraceView, UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,6 +39,8 @@ pub struct FleetControl {
     access: Arc<AccessControl>,
     /// The per-minute series still in memory (the store has the rest).
     series: Arc<SeriesBook>,
+    /// How this replica follows the others (PostgreSQL).
+    feed: Option<Arc<ChangeFeed>>,
     started: Instant,
 }
 
@@ -54,8 +59,15 @@ impl FleetControl {
             throttle,
             access,
             series: Arc::new(SeriesBook::new()),
+            feed: None,
             started: Instant::now(),
         }
+    }
+
+    /// Reports how this replica follows the others' changes.
+    pub fn with_change_feed(mut self, feed: Arc<ChangeFeed>) -> Self {
+        self.feed = Some(feed);
+        self
     }
 
     /// Reads the gateway's per-minute series (without it, only stored minutes are seen).
@@ -313,6 +325,19 @@ impl ControlPlane for FleetControl {
             uptime_s: self.started.elapsed().as_secs(),
             users_by_role,
             now_ms: crate::store::now_ms(),
+            replica_id: self.store.origin().to_string(),
+            change_feed: match self.store.backend() {
+                Backend::Sqlite => None,
+                Backend::Postgres => {
+                    let reading = self.feed.as_ref().map(|f| f.reading()).unwrap_or_default();
+                    Some(ChangeFeedView {
+                        following: reading.following,
+                        applied: reading.applied,
+                        resyncs: reading.resyncs,
+                        last_applied_ms: reading.last_applied_ms,
+                    })
+                }
+            },
         })
     }
 
@@ -659,8 +684,10 @@ impl ControlPlane for FleetControl {
         let action = AdminAction::new(&actor.username, "cache.invalidate", &target)
             .before(format!("{before} entries"))
             .after("invalidated");
+        // The other replicas empty theirs when this commits.
+        let change = StoreChange::CacheInvalidated { server, tool };
         self.store
-            .record_admin_action(&action)
+            .record_admin_action_announcing(&action, &change)
             .await
             .map_err(store_failure)?;
         tracing::info!(actor = %actor.username, %target, "cache invalidated");

@@ -2,6 +2,7 @@
 //! Failures end with one line on stderr and exit status 1; usage errors with clap's 2.
 
 mod access;
+mod cluster;
 mod commands;
 mod config;
 mod control;

@@ -338,12 +338,42 @@ fn StatusCards(status: SystemStatus) -> impl IntoView {
     } else {
         "unreachable"
     };
+    // Replicas share PostgreSQL and follow each other's admin changes; SQLite is one replica.
+    let (feed_value, feed_detail, feed_bad) = match &status.change_feed {
+        None => (
+            "single".to_string(),
+            "SQLite: one replica".to_string(),
+            false,
+        ),
+        Some(feed) if !feed.following => (
+            "not following".to_string(),
+            "other replicas' changes are not applied".to_string(),
+            true,
+        ),
+        Some(feed) => (
+            format!("{} applied", feed.applied),
+            match feed.last_applied_ms {
+                Some(at) => format!(
+                    "last at {} UTC · {} resyncs",
+                    format_clock_utc(at),
+                    feed.resyncs
+                ),
+                None => format!("none yet · {} resyncs", feed.resyncs),
+            },
+            false,
+        ),
+    };
     view! {
         <section class="cards">
             <article class="card stat">
                 <h2>"Control plane"</h2>
                 <p class="value">"v" {status.version}</p>
-                <p class="muted">"this replica"</p>
+                <p class="muted">"this replica: " <span data-testid="replica-id">{status.replica_id}</span></p>
+            </article>
+            <article class="card stat">
+                <h2>"Changes from other replicas"</h2>
+                <p class="value" class:bad=feed_bad data-testid="change-feed">{feed_value}</p>
+                <p class="muted">{feed_detail}</p>
             </article>
             <article class="card stat">
                 <h2>"Database"</h2>

@@ -362,7 +362,7 @@ fn same_key(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::gateway::record::Outcome;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
     use serde_json::json;
 
     fn object(value: Value) -> Map<String, Value> {
@@ -469,143 +469,151 @@ mod tests {
         assert_eq!(redacted_arguments(None, &["password".into()]), "{}");
     }
 
-    #[tokio::test]
-    async fn records_from_concurrent_callers_are_all_written() {
-        let (store, _dir) = temp_store().await;
-        let (log, writer) = AuditLog::start(store.clone(), quick(256, 64));
-        let tasks: Vec<_> = (0..8)
-            .map(|task| {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    for i in 0..125 {
-                        log.enqueue(record(task * 125 + i)).await;
-                    }
+    each_backend! {
+        async fn records_from_concurrent_callers_are_all_written(store) {
+            let (log, writer) = AuditLog::start(store.clone(), quick(256, 64));
+            let tasks: Vec<_> = (0..8)
+                .map(|task| {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        for i in 0..125 {
+                            log.enqueue(record(task * 125 + i)).await;
+                        }
+                    })
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert_eq!(writer.flush_and_stop().await, 1000);
-        assert_eq!(store.tool_call_count_for_test().await, 1000);
-        assert_eq!(log.depth(), 0);
-    }
-
-    #[tokio::test]
-    async fn records_queued_just_before_stopping_are_written() {
-        let (store, _dir) = temp_store().await;
-        // A fill window far longer than the test: only the stop can make the writer write.
-        let settings = AuditSettings {
-            flush_every: Duration::from_secs(3600),
-            ..quick(1024, 512)
-        };
-        let (log, writer) = AuditLog::start(store.clone(), settings);
-        for i in 0..37 {
-            log.enqueue(record(i)).await;
-        }
-        assert_eq!(log.depth(), 37);
-        assert_eq!(writer.flush_and_stop().await, 37);
-        assert_eq!(store.tool_call_count_for_test().await, 37);
-        assert_eq!(log.depth(), 0);
-        // After the stop nothing is queued any more (and nothing hangs).
-        log.enqueue(record(99)).await;
-        assert_eq!(log.depth(), 0);
-        assert_eq!(store.tool_call_count_for_test().await, 37);
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_makes_callers_wait_instead_of_dropping() {
-        let (store, _dir) = temp_store().await;
-        let (log, writer) = AuditLog::start(store.clone(), quick(4, 2));
-        let tasks: Vec<_> = (0..4)
-            .map(|task| {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    for i in 0..50 {
-                        log.enqueue(record(task * 50 + i)).await;
-                        assert!(log.depth() <= 4 + 2 + 4, "bounded queue");
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        assert_eq!(writer.flush_and_stop().await, 200);
-        assert_eq!(store.tool_call_count_for_test().await, 200);
-    }
-
-    #[tokio::test]
-    async fn a_failing_database_is_retried_until_the_records_land() {
-        let (store, _dir) = temp_store().await;
-        // Writes fail while the table is away ("no such table": worth retrying).
-        store
-            .execute_sql_for_test("ALTER TABLE tool_calls RENAME TO tool_calls_away")
-            .await
-            .unwrap();
-        let (log, writer) = AuditLog::start(store.clone(), quick(64, 16));
-        for i in 0..10 {
-            log.enqueue(record(i)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(log.depth(), 10, "kept while failing");
-        store
-            .execute_sql_for_test("ALTER TABLE tool_calls_away RENAME TO tool_calls")
-            .await
-            .unwrap();
-        assert_eq!(writer.flush_and_stop().await, 10);
-        assert_eq!(store.tool_call_count_for_test().await, 10);
-        assert_eq!(log.depth(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_record_the_database_refuses_for_good_does_not_hold_back_the_rest() {
-        let (store, _dir) = temp_store().await;
-        // A NOT NULL violation raised for one assistant stands in for a record that can
-        // never be stored.
-        store
-            .execute_sql_for_test(
-                "CREATE TABLE poison_sink (v TEXT NOT NULL); \
-                 CREATE TRIGGER poison BEFORE INSERT ON tool_calls WHEN NEW.assistant = 'poison' \
-                 BEGIN INSERT INTO poison_sink (v) VALUES (NULL); END;",
-            )
-            .await
-            .unwrap();
-        let (log, writer) = AuditLog::start(store.clone(), quick(64, 16));
-        for i in 0..5 {
-            let mut r = record(i);
-            if i == 2 {
-                r.assistant = "poison".into();
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
             }
-            log.enqueue(r).await;
+            assert_eq!(writer.flush_and_stop().await, 1000);
+            assert_eq!(store.tool_call_count_for_test().await, 1000);
+            assert_eq!(log.depth(), 0);
         }
-        assert_eq!(writer.flush_and_stop().await, 4);
-        assert_eq!(store.tool_call_count_for_test().await, 4);
-        assert_eq!(log.depth(), 0);
     }
 
-    #[tokio::test]
-    async fn a_stopping_writer_gives_up_after_one_grace_period() {
-        let (store, _dir) = temp_store().await;
-        store
-            .execute_sql_for_test("DROP TABLE tool_calls")
-            .await
-            .unwrap();
-        let grace = Duration::from_millis(500);
-        let settings = AuditSettings {
-            shutdown_grace: grace,
-            ..quick(64, 2)
-        };
-        let (log, writer) = AuditLog::start(store, settings);
-        for i in 0..10 {
-            log.enqueue(record(i)).await;
+    each_backend! {
+        async fn records_queued_just_before_stopping_are_written(store) {
+            // A fill window far longer than the test: only the stop can make the writer write.
+            let settings = AuditSettings {
+                flush_every: Duration::from_secs(3600),
+                ..quick(1024, 512)
+            };
+            let (log, writer) = AuditLog::start(store.clone(), settings);
+            for i in 0..37 {
+                log.enqueue(record(i)).await;
+            }
+            assert_eq!(log.depth(), 37);
+            assert_eq!(writer.flush_and_stop().await, 37);
+            assert_eq!(store.tool_call_count_for_test().await, 37);
+            assert_eq!(log.depth(), 0);
+            // After the stop nothing is queued any more (and nothing hangs).
+            log.enqueue(record(99)).await;
+            assert_eq!(log.depth(), 0);
+            assert_eq!(store.tool_call_count_for_test().await, 37);
         }
-        let started = Instant::now();
-        let stopped = tokio::time::timeout(Duration::from_secs(10), writer.flush_and_stop()).await;
-        assert_eq!(stopped.expect("shutdown does not hang"), 0);
-        assert_eq!(log.depth(), 0);
-        // Five batches share one grace period (one each would take 2.5 s).
-        let took = started.elapsed();
-        assert!(took >= grace && took < grace * 5, "{took:?}");
+    }
+
+    each_backend! {
+        async fn a_full_queue_makes_callers_wait_instead_of_dropping(store) {
+            let (log, writer) = AuditLog::start(store.clone(), quick(4, 2));
+            let tasks: Vec<_> = (0..4)
+                .map(|task| {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        for i in 0..50 {
+                            log.enqueue(record(task * 50 + i)).await;
+                            assert!(log.depth() <= 4 + 2 + 4, "bounded queue");
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            assert_eq!(writer.flush_and_stop().await, 200);
+            assert_eq!(store.tool_call_count_for_test().await, 200);
+        }
+    }
+
+    each_backend! {
+        async fn a_failing_database_is_retried_until_the_records_land(store) {
+            // Writes fail while the table is away ("no such table": worth retrying).
+            store
+                .execute_sql_for_test("ALTER TABLE tool_calls RENAME TO tool_calls_away")
+                .await
+                .unwrap();
+            let (log, writer) = AuditLog::start(store.clone(), quick(64, 16));
+            for i in 0..10 {
+                log.enqueue(record(i)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert_eq!(log.depth(), 10, "kept while failing");
+            store
+                .execute_sql_for_test("ALTER TABLE tool_calls_away RENAME TO tool_calls")
+                .await
+                .unwrap();
+            assert_eq!(writer.flush_and_stop().await, 10);
+            assert_eq!(store.tool_call_count_for_test().await, 10);
+            assert_eq!(log.depth(), 0);
+        }
+    }
+
+    each_backend! {
+        async fn a_record_the_database_refuses_for_good_does_not_hold_back_the_rest(store) {
+            // A NOT NULL violation raised for one assistant stands in for a record that can
+            // never be stored.
+            let trigger = match store.backend() {
+                crate::store::Backend::Sqlite => {
+                    "CREATE TABLE poison_sink (v TEXT NOT NULL); \
+                     CREATE TRIGGER poison BEFORE INSERT ON tool_calls WHEN NEW.assistant = 'poison' \
+                     BEGIN INSERT INTO poison_sink (v) VALUES (NULL); END;"
+                }
+                crate::store::Backend::Postgres => {
+                    "CREATE TABLE poison_sink (v TEXT NOT NULL); \
+                     CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     IF NEW.assistant = 'poison' THEN INSERT INTO poison_sink (v) VALUES (NULL); \
+                     END IF; RETURN NEW; END $$; \
+                     CREATE TRIGGER poison BEFORE INSERT ON tool_calls \
+                     FOR EACH ROW EXECUTE FUNCTION poison();"
+                }
+            };
+            store.execute_sql_for_test(trigger).await.unwrap();
+            let (log, writer) = AuditLog::start(store.clone(), quick(64, 16));
+            for i in 0..5 {
+                let mut r = record(i);
+                if i == 2 {
+                    r.assistant = "poison".into();
+                }
+                log.enqueue(r).await;
+            }
+            assert_eq!(writer.flush_and_stop().await, 4);
+            assert_eq!(store.tool_call_count_for_test().await, 4);
+            assert_eq!(log.depth(), 0);
+        }
+    }
+
+    each_backend! {
+        async fn a_stopping_writer_gives_up_after_one_grace_period(store) {
+            store
+                .execute_sql_for_test("DROP TABLE tool_calls")
+                .await
+                .unwrap();
+            let grace = Duration::from_millis(500);
+            let settings = AuditSettings {
+                shutdown_grace: grace,
+                ..quick(64, 2)
+            };
+            let (log, writer) = AuditLog::start(store, settings);
+            for i in 0..10 {
+                log.enqueue(record(i)).await;
+            }
+            let started = Instant::now();
+            let stopped = tokio::time::timeout(Duration::from_secs(10), writer.flush_and_stop()).await;
+            assert_eq!(stopped.expect("shutdown does not hang"), 0);
+            assert_eq!(log.depth(), 0);
+            // Five batches share one grace period (one each would take 2.5 s).
+            let took = started.elapsed();
+            assert!(took >= grace && took < grace * 5, "{took:?}");
+        }
     }
 }

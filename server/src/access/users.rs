@@ -154,7 +154,7 @@ pub struct InitialAdmin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
 
     #[test]
     fn user_names_follow_the_rule() {
@@ -183,73 +183,73 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn authentication_accepts_the_password_and_nothing_else() {
-        let (store, _dir) = temp_store().await;
-        let users = UserDirectory::new(store);
-        users
-            .add("test", "alice", Role::Operator, "alice's long password")
-            .await
-            .unwrap();
-        let found = users
-            .authenticate("alice", "alice's long password")
-            .await
-            .unwrap();
-        assert_eq!(found.map(|u| u.role), Some(Role::Operator));
-        assert!(
+    each_backend! {
+        async fn authentication_accepts_the_password_and_nothing_else(store) {
+            let users = UserDirectory::new(store);
             users
-                .authenticate("alice", "wrong password!")
+                .add("test", "alice", Role::Operator, "alice's long password")
                 .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            users
-                .authenticate("nobody", "alice's long password")
+                .unwrap();
+            let found = users
+                .authenticate("alice", "alice's long password")
                 .await
-                .unwrap()
-                .is_none()
-        );
+                .unwrap();
+            assert_eq!(found.map(|u| u.role), Some(Role::Operator));
+            assert!(
+                users
+                    .authenticate("alice", "wrong password!")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(
+                users
+                    .authenticate("nobody", "alice's long password")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn the_initial_admin_is_created_once() {
-        let (store, _dir) = temp_store().await;
-        let users = UserDirectory::new(store.clone());
-        let first = users
-            .ensure_initial_admin(None)
-            .await
-            .unwrap()
-            .expect("created");
-        let password = first.generated_password.expect("generated");
-        assert!(
-            users
-                .authenticate(INITIAL_ADMIN, &password)
+    each_backend! {
+        async fn the_initial_admin_is_created_once(store) {
+            let users = UserDirectory::new(store.clone());
+            let first = users
+                .ensure_initial_admin(None)
                 .await
                 .unwrap()
-                .is_some()
-        );
-        assert!(
-            users
-                .ensure_initial_admin(Some("another password"))
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(store.list_users().await.unwrap().len(), 1);
+                .expect("created");
+            let password = first.generated_password.expect("generated");
+            assert!(
+                users
+                    .authenticate(INITIAL_ADMIN, &password)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                users
+                    .ensure_initial_admin(Some("another password"))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(store.list_users().await.unwrap().len(), 1);
+        }
     }
 
-    #[tokio::test]
-    async fn a_given_initial_password_must_pass_the_policy() {
-        let (store, _dir) = temp_store().await;
-        let users = UserDirectory::new(store.clone());
-        let err = users.ensure_initial_admin(Some("short")).await.unwrap_err();
-        assert!(err.to_string().contains("at least 12"), "{err}");
-        assert!(store.list_users().await.unwrap().is_empty());
-        let created = users
-            .ensure_initial_admin(Some("a long enough password"))
-            .await
-            .unwrap();
-        assert!(created.unwrap().generated_password.is_none());
+    each_backend! {
+        async fn a_given_initial_password_must_pass_the_policy(store) {
+            let users = UserDirectory::new(store.clone());
+            let err = users.ensure_initial_admin(Some("short")).await.unwrap_err();
+            assert!(err.to_string().contains("at least 12"), "{err}");
+            assert!(store.list_users().await.unwrap().is_empty());
+            let created = users
+                .ensure_initial_admin(Some("a long enough password"))
+                .await
+                .unwrap();
+            assert!(created.unwrap().generated_password.is_none());
+        }
     }
 }

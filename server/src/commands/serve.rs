@@ -4,6 +4,7 @@ use crate::access::UserDirectory;
 use crate::access::audit_log::{AuditLog, AuditSettings};
 use crate::access::control::AccessControl;
 use crate::access::login_throttle::{LoginThrottle, ThrottleLimits};
+use crate::cluster::{self, ChangeFeed, Replica};
 use crate::config::ServeArgs;
 use crate::config::cli::TraceArgs;
 use crate::config::fleet::FleetFile;
@@ -11,7 +12,7 @@ use crate::control::FleetControl;
 use crate::gateway::dispatch::Dispatcher;
 use crate::gateway::endpoint::{self, EndpointSettings};
 use crate::gateway::record::CallRecorder;
-use crate::registry::{AdminState, Registry};
+use crate::registry::Registry;
 use crate::store::Store;
 use crate::telemetry::capacity::CapacityPolicy;
 use crate::telemetry::metrics::Metrics;
@@ -19,7 +20,6 @@ use crate::telemetry::prober;
 use crate::telemetry::sampler::{self, SamplerSettings};
 use crate::telemetry::series::SeriesBook;
 use crate::telemetry::traces;
-use crate::upstream::Endpoint;
 use crate::web::{self, AllowedOrigins, AppState, WebSettings};
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -89,7 +89,10 @@ pub async fn run_fleet(
         }
     });
     let registry = Registry::from_fleet(&fleet);
-    restore_fleet_state(&registry, &store).await?;
+    // What operators changed while running: instances they added, admin states.
+    cluster::apply_stored_fleet(&registry, &store)
+        .await
+        .context("reading the stored fleet state")?;
     let access = AccessControl::load(store.clone(), fleet.access_policy())
         .await
         .context("loading assistants and permissions")?;
@@ -122,6 +125,12 @@ pub async fn run_fleet(
         None => None,
     };
     let series = Arc::new(SeriesBook::new());
+    let feed = Arc::new(ChangeFeed::default());
+    // Listening starts before serving, so no change committed after this point is missed.
+    let changes = store
+        .listen()
+        .await
+        .context("listening to the other replicas' changes")?;
     let control = Arc::new(
         FleetControl::new(
             store.clone(),
@@ -129,7 +138,8 @@ pub async fn run_fleet(
             registry.clone(),
             access.clone(),
         )
-        .with_series(series.clone()),
+        .with_series(series.clone())
+        .with_change_feed(feed.clone()),
     );
     let leptos_options = LeptosOptions::builder()
         .output_name("fleetdeck")
@@ -193,6 +203,19 @@ pub async fn run_fleet(
             .clone()
             .watch(ACCESS_WATCH_INTERVAL, shutdown.child_token()),
     );
+    // Other replicas' admin changes (PostgreSQL only) are applied as they commit.
+    let follower = changes.map(|changes| {
+        tokio::spawn(cluster::follow_changes(
+            changes,
+            Replica {
+                store: store.clone(),
+                registry: registry.clone(),
+                access: access.clone(),
+                feed,
+            },
+            shutdown.child_token(),
+        ))
+    });
     let prober = tokio::spawn(prober::run(
         registry.clone(),
         store.clone(),
@@ -235,6 +258,9 @@ pub async fn run_fleet(
         otlp.flush_and_stop().await;
     }
     let _ = access_watch.await;
+    if let Some(follower) = follower {
+        let _ = follower.await;
+    }
     for instance in registry.servers().iter().flat_map(|s| s.instances()) {
         instance.upstream.reset().await;
     }
@@ -260,31 +286,6 @@ fn start_traces(args: &TraceArgs, store: &Store) -> traces::persist::TraceWriter
             ..traces::persist::PersistSettings::default()
         },
     )
-}
-
-/// Applies what operators changed while running: instances they added, and admin states.
-async fn restore_fleet_state(registry: &Registry, store: &Store) -> anyhow::Result<()> {
-    for record in store
-        .fleet_instances()
-        .await
-        .context("reading runtime instances")?
-    {
-        let Some(endpoint) = Endpoint::from_parts(record.url, record.command, record.env) else {
-            continue;
-        };
-        if let Err(why) = registry.add_instance(&record.server, &record.id, endpoint) {
-            tracing::warn!(instance = %record.id, %why, "a runtime instance no longer fits the fleet; skipped");
-        }
-    }
-    for (id, state) in store.admin_states().await.context("reading admin states")? {
-        match (registry.instance(&id), AdminState::parse(&state)) {
-            (Some((_, instance)), Some(state)) => instance.restore_admin_state(state),
-            _ => {
-                tracing::debug!(instance = %id, "admin state of an instance no longer in the fleet")
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Periodic clean-up: expired sessions, idle throttle and rate-limit keys.

@@ -1,6 +1,7 @@
 //! The audit trail of admin actions: who did what to which target, before and after.
 
-use super::{Store, StoreError, on_pool};
+use super::changes::Announce;
+use super::{Store, StoreChange, StoreError, impl_for_connections, on_pool};
 
 /// One admin action about to be recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,35 +62,52 @@ pub struct AdminAuditRecord {
     pub after: Option<String>,
 }
 
-/// Inserts an audit row inside the caller's transaction, so it commits with the change.
-pub(super) async fn insert_audit<'c, E>(
-    executor: E,
-    action: &AdminAction,
-    at_ms: i64,
-) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO admin_audit (at_ms, actor, action, target, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(at_ms)
-    .bind(&action.actor)
-    .bind(&action.action)
-    .bind(&action.target)
-    .bind(&action.before)
-    .bind(&action.after)
-    .execute(executor)
-    .await?;
-    Ok(())
+/// Writing an audit row inside the caller's transaction, so it commits with the change.
+pub(super) trait InsertAudit {
+    /// Inserts the row of `action` at `at_ms`.
+    async fn insert_audit(&mut self, action: &AdminAction, at_ms: i64) -> Result<(), StoreError>;
 }
+
+impl_for_connections!(InsertAudit {
+    async fn insert_audit(&mut self, action: &AdminAction, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_audit (at_ms, actor, action, target, before, after) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(at_ms)
+        .bind(&action.actor)
+        .bind(&action.action)
+        .bind(&action.target)
+        .bind(&action.before)
+        .bind(&action.after)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+});
 
 impl Store {
     /// Records an admin action that changes no stored row (e.g. draining an instance).
     pub async fn record_admin_action(&self, action: &AdminAction) -> Result<(), StoreError> {
-        on_pool!(self, |pool| insert_audit(pool, action, super::now_ms())
-            .await)
+        on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            conn.insert_audit(action, super::now_ms()).await
+        })
+    }
+
+    /// Records an admin action and announces its change to the other replicas, together.
+    pub async fn record_admin_action_announcing(
+        &self,
+        action: &AdminAction,
+        change: &StoreChange,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.insert_audit(action, super::now_ms()).await?;
+            tx.announce(self, change).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// The newest admin actions, newest first.

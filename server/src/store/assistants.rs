@@ -1,12 +1,14 @@
 //! Assistants, their API keys and their explicit tool permissions.
 //!
 //! Every change runs in one transaction that also bumps `access_revision` (so that other
-//! processes on the same database notice it) and writes its admin-audit row. The bump is the
-//! transaction's first statement: it takes SQLite's write lock before anything is read, so a
-//! read-then-write transaction never fails to upgrade its lock under concurrent writers.
+//! processes on the same database notice it), announces it to the other replicas and writes
+//! its admin-audit row. The bump is the transaction's first statement: it takes SQLite's
+//! write lock (PostgreSQL's row lock) before anything is read, so concurrent changes run one
+//! after the other and a read-then-write transaction never fails to upgrade its lock.
 
-use super::admin_audit::{AdminAction, insert_audit};
-use super::{Store, StoreError, now_ms, on_pool};
+use super::admin_audit::{AdminAction, InsertAudit};
+use super::changes::Announce;
+use super::{Store, StoreChange, StoreError, impl_for_connections, now_ms, on_pool};
 use app::wire::{Decision, Tier};
 
 /// The actor of changes made by importing the fleet file.
@@ -175,94 +177,106 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
-/// Bumps `access_revision` inside the caller's transaction.
-async fn bump_revision<'c, E>(executor: E) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    sqlx::query("UPDATE access_revision SET revision = revision + 1 WHERE id = 1")
-        .execute(executor)
-        .await?;
-    Ok(())
+/// Statements the access changes share, run inside their transaction.
+trait AccessStatements {
+    /// Bumps `access_revision` and announces the change (both commit with it).
+    async fn bump_revision(&mut self, store: &Store) -> Result<(), StoreError>;
+    /// The id and tier of the assistant with this name.
+    async fn find_assistant(&mut self, name: &str) -> Result<Option<(i64, Tier)>, StoreError>;
+    /// Inserts a key row; a digest already stored is a conflict.
+    async fn insert_key(
+        &mut self,
+        assistant_id: i64,
+        prefix: &str,
+        digest: &str,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError>;
+    /// Inserts an assistant row; a taken name is a conflict.
+    async fn insert_assistant_row(
+        &mut self,
+        name: &str,
+        tier: Tier,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError>;
 }
 
-/// The id and tier of the assistant with this name.
-async fn find_assistant<'c, E>(executor: E, name: &str) -> Result<Option<(i64, Tier)>, StoreError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, tier FROM assistants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(executor)
+impl_for_connections!(AccessStatements {
+    async fn bump_revision(&mut self, store: &Store) -> Result<(), StoreError> {
+        sqlx::query("UPDATE access_revision SET revision = revision + 1 WHERE id = 1")
+            .execute(&mut *self)
             .await?;
-    row.map(|(id, tier)| Ok((id, parse_tier(name, &tier)?)))
-        .transpose()
-}
+        self.announce(store, &StoreChange::Access).await?;
+        Ok(())
+    }
 
-/// Inserts a key row; a digest already stored is a conflict.
-async fn insert_key<'c, E>(
-    executor: E,
-    assistant_id: i64,
-    prefix: &str,
-    digest: &str,
-    actor: &str,
-    at_ms: i64,
-) -> Result<i64, StoreError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO api_keys (assistant_id, prefix, digest, created_at_ms, created_by) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(assistant_id)
-    .bind(prefix)
-    .bind(digest)
-    .bind(at_ms)
-    .bind(actor)
-    .fetch_one(executor)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict("this key is already registered: use another key".into())
-        } else {
-            StoreError::Query(e)
-        }
-    })?;
-    Ok(id)
-}
+    async fn find_assistant(&mut self, name: &str) -> Result<Option<(i64, Tier)>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, tier FROM assistants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self)
+                .await?;
+        row.map(|(id, tier)| Ok((id, parse_tier(name, &tier)?)))
+            .transpose()
+    }
 
-/// Inserts an assistant row; a taken name is a conflict.
-async fn insert_assistant_row<'c, E>(
-    executor: E,
-    name: &str,
-    tier: Tier,
-    actor: &str,
-    at_ms: i64,
-) -> Result<i64, StoreError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
-{
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO assistants (name, tier, created_at_ms, created_by) \
-         VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(name)
-    .bind(tier.as_str())
-    .bind(at_ms)
-    .bind(actor)
-    .fetch_one(executor)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict(format!("assistant {name} already exists"))
-        } else {
-            StoreError::Query(e)
-        }
-    })?;
-    Ok(id)
-}
+    async fn insert_key(
+        &mut self,
+        assistant_id: i64,
+        prefix: &str,
+        digest: &str,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO api_keys (assistant_id, prefix, digest, created_at_ms, created_by) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(assistant_id)
+        .bind(prefix)
+        .bind(digest)
+        .bind(at_ms)
+        .bind(actor)
+        .fetch_one(self)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict("this key is already registered: use another key".into())
+            } else {
+                StoreError::Query(e)
+            }
+        })?;
+        Ok(id)
+    }
+
+    async fn insert_assistant_row(
+        &mut self,
+        name: &str,
+        tier: Tier,
+        actor: &str,
+        at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO assistants (name, tier, created_at_ms, created_by) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(tier.as_str())
+        .bind(at_ms)
+        .bind(actor)
+        .fetch_one(self)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("assistant {name} already exists"))
+            } else {
+                StoreError::Query(e)
+            }
+        })?;
+        Ok(id)
+    }
+});
 
 impl Store {
     /// The current `access_revision`: it moves with every change to access.
@@ -366,12 +380,14 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            bump_revision(&mut *tx).await?;
-            let id = insert_assistant_row(&mut *tx, name, tier, actor, now).await?;
-            let key_id = insert_key(&mut *tx, id, key_prefix, key_digest, actor, now).await?;
+            tx.bump_revision(self).await?;
+            let id = tx.insert_assistant_row(name, tier, actor, now).await?;
+            let key_id = tx
+                .insert_key(id, key_prefix, key_digest, actor, now)
+                .await?;
             let action = AdminAction::new(actor, "assistant.add", name)
                 .after(format!("{tier}, key {key_id} {key_prefix}"));
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(key_id)
         })
@@ -387,8 +403,9 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            bump_revision(&mut *tx).await?;
-            let (id, before) = find_assistant(&mut *tx, name)
+            tx.bump_revision(self).await?;
+            let (id, before) = tx
+                .find_assistant(name)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("assistant {name}")))?;
             sqlx::query("UPDATE assistants SET tier = $1 WHERE id = $2")
@@ -399,7 +416,7 @@ impl Store {
             let action = AdminAction::new(actor, "assistant.set_tier", name)
                 .before(before.as_str())
                 .after(tier.as_str());
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(before)
         })
@@ -416,14 +433,17 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            bump_revision(&mut *tx).await?;
-            let (id, _) = find_assistant(&mut *tx, assistant)
+            tx.bump_revision(self).await?;
+            let (id, _) = tx
+                .find_assistant(assistant)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("assistant {assistant}")))?;
-            let key_id = insert_key(&mut *tx, id, key_prefix, key_digest, actor, now).await?;
+            let key_id = tx
+                .insert_key(id, key_prefix, key_digest, actor, now)
+                .await?;
             let action = AdminAction::new(actor, "key.issue", assistant)
                 .after(format!("key {key_id} {key_prefix}"));
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(key_id)
         })
@@ -440,7 +460,7 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            bump_revision(&mut *tx).await?;
+            tx.bump_revision(self).await?;
             let key: Option<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT k.prefix, k.revoked_at_ms FROM api_keys k \
                  JOIN assistants a ON a.id = k.assistant_id WHERE a.name = $1 AND k.id = $2",
@@ -465,7 +485,7 @@ impl Store {
             let action = AdminAction::new(actor, "key.revoke", assistant)
                 .before(format!("key {key_id} {prefix} active"))
                 .after(format!("key {key_id} {prefix} revoked"));
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -485,8 +505,9 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            bump_revision(&mut *tx).await?;
-            let (id, _) = find_assistant(&mut *tx, assistant)
+            tx.bump_revision(self).await?;
+            let (id, _) = tx
+                .find_assistant(assistant)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("assistant {assistant}")))?;
             let before: Option<(String,)> = sqlx::query_as(
@@ -555,7 +576,7 @@ impl Store {
             )
             .before(describe_entry(before))
             .after(after);
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(PermissionChange {
                 before,
@@ -584,7 +605,7 @@ impl Store {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Taken first for the write lock; rolled back with the rest if nothing changes.
-            bump_revision(&mut *tx).await?;
+            tx.bump_revision(self).await?;
             let owner: Option<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT a.name, k.revoked_at_ms FROM api_keys k \
                  JOIN assistants a ON a.id = k.assistant_id WHERE k.digest = $1",
@@ -604,12 +625,12 @@ impl Store {
                 key_revoked: owner.as_ref().is_some_and(|(_, revoked)| revoked.is_some()),
                 ..DeclaredImport::default()
             };
-            let id = match find_assistant(&mut *tx, name).await? {
+            let id = match tx.find_assistant(name).await? {
                 None => {
-                    let id = insert_assistant_row(&mut *tx, name, tier, actor, now).await?;
+                    let id = tx.insert_assistant_row(name, tier, actor, now).await?;
                     let action =
                         AdminAction::new(actor, "assistant.add", name).after(tier.as_str());
-                    insert_audit(&mut *tx, &action, now).await?;
+                    tx.insert_audit(&action, now).await?;
                     import.created = true;
                     id
                 }
@@ -623,17 +644,19 @@ impl Store {
                         let action = AdminAction::new(actor, "assistant.set_tier", name)
                             .before(stored.as_str())
                             .after(tier.as_str());
-                        insert_audit(&mut *tx, &action, now).await?;
+                        tx.insert_audit(&action, now).await?;
                         import.tier_before = Some(stored);
                     }
                     id
                 }
             };
             if owner.is_none() {
-                let key_id = insert_key(&mut *tx, id, key_prefix, key_digest, actor, now).await?;
+                let key_id = tx
+                    .insert_key(id, key_prefix, key_digest, actor, now)
+                    .await?;
                 let action = AdminAction::new(actor, "key.issue", name)
                     .after(format!("key {key_id} {key_prefix}"));
-                insert_audit(&mut *tx, &action, now).await?;
+                tx.insert_audit(&action, now).await?;
                 import.key_registered = true;
             }
             if import.changed() {
@@ -672,7 +695,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
 
     async fn audit_actions(store: &Store) -> Vec<(String, String, Option<String>)> {
         let mut rows = store.recent_admin_audit(100).await.unwrap();
@@ -682,251 +705,251 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn assistants_and_keys_round_trip_newest_key_first() {
-        let (store, _dir) = temp_store().await;
-        assert_eq!(store.access_revision().await.unwrap(), 0);
-        let first = store
-            .insert_assistant("claude", Tier::Developer, "fdk_aaaaaa", "d1", "olga")
-            .await
-            .unwrap();
-        store
-            .insert_assistant("batch", Tier::Viewer, "fdk_bbbbbb", "d2", "cli")
-            .await
-            .unwrap();
-        let second = store
-            .insert_api_key("claude", "fdk_cccccc", "d3", "olga")
-            .await
-            .unwrap();
-        let records = store.load_access().await.unwrap();
-        assert_eq!(records.revision, 3);
-        assert_eq!(store.access_revision().await.unwrap(), 3);
-        let names: Vec<_> = records.assistants.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["batch", "claude"]);
-        let claude = &records.assistants[1];
-        assert_eq!(claude.tier, Tier::Developer);
-        assert_eq!(claude.created_by, "olga");
-        let keys: Vec<_> = claude
-            .keys
-            .iter()
-            .map(|k| (k.id, k.digest.as_str()))
-            .collect();
-        assert_eq!(keys, [(second, "d3"), (first, "d1")]);
-        assert!(claude.keys.iter().all(|k| k.revoked_at_ms.is_none()));
+    each_backend! {
+        async fn assistants_and_keys_round_trip_newest_key_first(store) {
+            assert_eq!(store.access_revision().await.unwrap(), 0);
+            let first = store
+                .insert_assistant("claude", Tier::Developer, "fdk_aaaaaa", "d1", "olga")
+                .await
+                .unwrap();
+            store
+                .insert_assistant("batch", Tier::Viewer, "fdk_bbbbbb", "d2", "cli")
+                .await
+                .unwrap();
+            let second = store
+                .insert_api_key("claude", "fdk_cccccc", "d3", "olga")
+                .await
+                .unwrap();
+            let records = store.load_access().await.unwrap();
+            assert_eq!(records.revision, 3);
+            assert_eq!(store.access_revision().await.unwrap(), 3);
+            let names: Vec<_> = records.assistants.iter().map(|a| a.name.as_str()).collect();
+            assert_eq!(names, ["batch", "claude"]);
+            let claude = &records.assistants[1];
+            assert_eq!(claude.tier, Tier::Developer);
+            assert_eq!(claude.created_by, "olga");
+            let keys: Vec<_> = claude
+                .keys
+                .iter()
+                .map(|k| (k.id, k.digest.as_str()))
+                .collect();
+            assert_eq!(keys, [(second, "d3"), (first, "d1")]);
+            assert!(claude.keys.iter().all(|k| k.revoked_at_ms.is_none()));
+        }
     }
 
-    #[tokio::test]
-    async fn duplicates_are_conflicts_that_change_nothing() {
-        let (store, _dir) = temp_store().await;
-        store
-            .insert_assistant("claude", Tier::Admin, "p", "d1", "olga")
-            .await
-            .unwrap();
-        let err = store
-            .insert_assistant("claude", Tier::Viewer, "p", "d2", "olga")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("already exists"), "{err}");
-        let err = store
-            .insert_api_key("claude", "p", "d1", "olga")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        let err = store
-            .insert_api_key("nobody", "p", "d9", "olga")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-        // Failed transactions bumped nothing and audited nothing.
-        assert_eq!(store.access_revision().await.unwrap(), 1);
-        assert_eq!(audit_actions(&store).await.len(), 1);
-        let records = store.load_access().await.unwrap();
-        assert_eq!(records.assistants[0].keys.len(), 1);
+    each_backend! {
+        async fn duplicates_are_conflicts_that_change_nothing(store) {
+            store
+                .insert_assistant("claude", Tier::Admin, "p", "d1", "olga")
+                .await
+                .unwrap();
+            let err = store
+                .insert_assistant("claude", Tier::Viewer, "p", "d2", "olga")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("already exists"), "{err}");
+            let err = store
+                .insert_api_key("claude", "p", "d1", "olga")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+            let err = store
+                .insert_api_key("nobody", "p", "d9", "olga")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+            // Failed transactions bumped nothing and audited nothing.
+            assert_eq!(store.access_revision().await.unwrap(), 1);
+            assert_eq!(audit_actions(&store).await.len(), 1);
+            let records = store.load_access().await.unwrap();
+            assert_eq!(records.assistants[0].keys.len(), 1);
+        }
     }
 
-    #[tokio::test]
-    async fn keys_are_revoked_once_and_only_by_their_assistant() {
-        let (store, _dir) = temp_store().await;
-        let key = store
-            .insert_assistant("claude", Tier::Admin, "fdk_aaaaaa", "d1", "olga")
-            .await
-            .unwrap();
-        store
-            .insert_assistant("batch", Tier::Viewer, "fdk_bbbbbb", "d2", "olga")
-            .await
-            .unwrap();
-        let err = store
-            .revoke_api_key("batch", key, "olga")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
-        store.revoke_api_key("claude", key, "olga").await.unwrap();
-        let err = store
-            .revoke_api_key("claude", key, "olga")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("already revoked"), "{err}");
-        let records = store.load_access().await.unwrap();
-        let claude = records
-            .assistants
-            .iter()
-            .find(|a| a.name == "claude")
-            .unwrap();
-        assert!(claude.keys[0].revoked_at_ms.is_some());
-        assert_eq!(
-            audit_actions(&store).await.last().unwrap(),
-            &(
-                "key.revoke".to_string(),
-                "claude".to_string(),
-                Some(format!("key {key} fdk_aaaaaa revoked"))
-            )
-        );
+    each_backend! {
+        async fn keys_are_revoked_once_and_only_by_their_assistant(store) {
+            let key = store
+                .insert_assistant("claude", Tier::Admin, "fdk_aaaaaa", "d1", "olga")
+                .await
+                .unwrap();
+            store
+                .insert_assistant("batch", Tier::Viewer, "fdk_bbbbbb", "d2", "olga")
+                .await
+                .unwrap();
+            let err = store
+                .revoke_api_key("batch", key, "olga")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+            store.revoke_api_key("claude", key, "olga").await.unwrap();
+            let err = store
+                .revoke_api_key("claude", key, "olga")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("already revoked"), "{err}");
+            let records = store.load_access().await.unwrap();
+            let claude = records
+                .assistants
+                .iter()
+                .find(|a| a.name == "claude")
+                .unwrap();
+            assert!(claude.keys[0].revoked_at_ms.is_some());
+            assert_eq!(
+                audit_actions(&store).await.last().unwrap(),
+                &(
+                    "key.revoke".to_string(),
+                    "claude".to_string(),
+                    Some(format!("key {key} fdk_aaaaaa revoked"))
+                )
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn a_server_wide_decision_replaces_per_tool_entries() {
-        let (store, _dir) = temp_store().await;
-        store
-            .insert_assistant("claude", Tier::Viewer, "p", "d", "olga")
-            .await
-            .unwrap();
-        let set = |server: &'static str, tool: &'static str, decision| {
-            let store = store.clone();
-            async move {
-                store
-                    .set_permission("claude", server, tool, decision, "olga")
-                    .await
-                    .unwrap()
-            }
-        };
-        set("files", "read", Some(Decision::Allow)).await;
-        set("files", "write", Some(Decision::Allow)).await;
-        set("search", "lookup", Some(Decision::Deny)).await;
-        let change = set("files", "write", Some(Decision::Deny)).await;
-        assert_eq!(
-            change,
-            PermissionChange {
-                before: Some(Decision::Allow),
-                after: Some(Decision::Deny),
-                replaced_tool_entries: 0
-            }
-        );
-        let change = set("files", "*", Some(Decision::Deny)).await;
-        assert_eq!(change.replaced_tool_entries, 2);
-        let entries = |records: AccessRecords| -> Vec<(String, String, Decision)> {
-            records
-                .permissions
+    each_backend! {
+        async fn a_server_wide_decision_replaces_per_tool_entries(store) {
+            store
+                .insert_assistant("claude", Tier::Viewer, "p", "d", "olga")
+                .await
+                .unwrap();
+            let set = |server: &'static str, tool: &'static str, decision| {
+                let store = store.clone();
+                async move {
+                    store
+                        .set_permission("claude", server, tool, decision, "olga")
+                        .await
+                        .unwrap()
+                }
+            };
+            set("files", "read", Some(Decision::Allow)).await;
+            set("files", "write", Some(Decision::Allow)).await;
+            set("search", "lookup", Some(Decision::Deny)).await;
+            let change = set("files", "write", Some(Decision::Deny)).await;
+            assert_eq!(
+                change,
+                PermissionChange {
+                    before: Some(Decision::Allow),
+                    after: Some(Decision::Deny),
+                    replaced_tool_entries: 0
+                }
+            );
+            let change = set("files", "*", Some(Decision::Deny)).await;
+            assert_eq!(change.replaced_tool_entries, 2);
+            let entries = |records: AccessRecords| -> Vec<(String, String, Decision)> {
+                records
+                    .permissions
+                    .into_iter()
+                    .map(|p| (p.server, p.tool, p.decision))
+                    .collect()
+            };
+            assert_eq!(
+                entries(store.load_access().await.unwrap()),
+                [
+                    ("files".into(), "*".into(), Decision::Deny),
+                    ("search".into(), "lookup".into(), Decision::Deny),
+                ]
+            );
+            let change = set("search", "lookup", None).await;
+            assert_eq!(change.before, Some(Decision::Deny));
+            assert_eq!(change.after, None);
+            assert_eq!(
+                entries(store.load_access().await.unwrap()),
+                [("files".into(), "*".into(), Decision::Deny)]
+            );
+            let audit = audit_actions(&store).await;
+            assert_eq!(
+                audit[5],
+                (
+                    "permission.set".into(),
+                    "claude: files__*".into(),
+                    Some("deny (replacing 2 per-tool entries)".into())
+                )
+            );
+            assert_eq!(audit[6].2.as_deref(), Some("tier default"));
+            let err = store
+                .set_permission("nobody", "files", "*", None, "olga")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+        }
+    }
+
+    each_backend! {
+        async fn importing_a_declared_assistant_is_idempotent(store) {
+            let declared = DeclaredAssistant {
+                name: "bench",
+                tier: Tier::Developer,
+                key_prefix: "fdk_dddddd",
+                key_digest: "digest-bench",
+            };
+            let first = store.import_declared_assistant(&declared).await.unwrap();
+            assert_eq!(
+                first,
+                DeclaredImport {
+                    created: true,
+                    tier_before: None,
+                    key_registered: true,
+                    key_revoked: false
+                }
+            );
+            let revision = store.access_revision().await.unwrap();
+            let again = store.import_declared_assistant(&declared).await.unwrap();
+            assert!(!again.changed(), "{again:?}");
+            assert_eq!(store.access_revision().await.unwrap(), revision);
+
+            let promoted = DeclaredAssistant {
+                tier: Tier::Admin,
+                ..declared
+            };
+            let changed = store.import_declared_assistant(&promoted).await.unwrap();
+            assert_eq!(changed.tier_before, Some(Tier::Developer));
+            assert!(!changed.key_registered && !changed.created);
+
+            let thief = DeclaredAssistant {
+                name: "thief",
+                ..declared
+            };
+            let err = store.import_declared_assistant(&thief).await.unwrap_err();
+            assert!(err.to_string().contains("assistant bench"), "{err}");
+            let names: Vec<_> = store
+                .load_access()
+                .await
+                .unwrap()
+                .assistants
                 .into_iter()
-                .map(|p| (p.server, p.tool, p.decision))
-                .collect()
-        };
-        assert_eq!(
-            entries(store.load_access().await.unwrap()),
-            [
-                ("files".into(), "*".into(), Decision::Deny),
-                ("search".into(), "lookup".into(), Decision::Deny),
-            ]
-        );
-        let change = set("search", "lookup", None).await;
-        assert_eq!(change.before, Some(Decision::Deny));
-        assert_eq!(change.after, None);
-        assert_eq!(
-            entries(store.load_access().await.unwrap()),
-            [("files".into(), "*".into(), Decision::Deny)]
-        );
-        let audit = audit_actions(&store).await;
-        assert_eq!(
-            audit[5],
-            (
-                "permission.set".into(),
-                "claude: files__*".into(),
-                Some("deny (replacing 2 per-tool entries)".into())
-            )
-        );
-        assert_eq!(audit[6].2.as_deref(), Some("tier default"));
-        let err = store
-            .set_permission("nobody", "files", "*", None, "olga")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+                .map(|a| a.name)
+                .collect();
+            assert_eq!(names, ["bench"], "the conflict created nothing");
+            let audit = audit_actions(&store).await;
+            let actions: Vec<_> = audit.iter().map(|a| a.0.as_str()).collect();
+            assert_eq!(
+                actions,
+                ["assistant.add", "key.issue", "assistant.set_tier"]
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn importing_a_declared_assistant_is_idempotent() {
-        let (store, _dir) = temp_store().await;
-        let declared = DeclaredAssistant {
-            name: "bench",
-            tier: Tier::Developer,
-            key_prefix: "fdk_dddddd",
-            key_digest: "digest-bench",
-        };
-        let first = store.import_declared_assistant(&declared).await.unwrap();
-        assert_eq!(
-            first,
-            DeclaredImport {
-                created: true,
-                tier_before: None,
-                key_registered: true,
-                key_revoked: false
-            }
-        );
-        let revision = store.access_revision().await.unwrap();
-        let again = store.import_declared_assistant(&declared).await.unwrap();
-        assert!(!again.changed(), "{again:?}");
-        assert_eq!(store.access_revision().await.unwrap(), revision);
-
-        let promoted = DeclaredAssistant {
-            tier: Tier::Admin,
-            ..declared
-        };
-        let changed = store.import_declared_assistant(&promoted).await.unwrap();
-        assert_eq!(changed.tier_before, Some(Tier::Developer));
-        assert!(!changed.key_registered && !changed.created);
-
-        let thief = DeclaredAssistant {
-            name: "thief",
-            ..declared
-        };
-        let err = store.import_declared_assistant(&thief).await.unwrap_err();
-        assert!(err.to_string().contains("assistant bench"), "{err}");
-        let names: Vec<_> = store
-            .load_access()
-            .await
-            .unwrap()
-            .assistants
-            .into_iter()
-            .map(|a| a.name)
-            .collect();
-        assert_eq!(names, ["bench"], "the conflict created nothing");
-        let audit = audit_actions(&store).await;
-        let actions: Vec<_> = audit.iter().map(|a| a.0.as_str()).collect();
-        assert_eq!(
-            actions,
-            ["assistant.add", "key.issue", "assistant.set_tier"]
-        );
-    }
-
-    #[tokio::test]
-    async fn key_use_keeps_the_latest_time() {
-        let (store, _dir) = temp_store().await;
-        let key = store
-            .insert_assistant("claude", Tier::Admin, "p", "d", "olga")
-            .await
-            .unwrap();
-        let revision = store.access_revision().await.unwrap();
-        let last_used = |store: Store| async move {
-            store.load_access().await.unwrap().assistants[0].keys[0].last_used_at_ms
-        };
-        store.record_key_use(&[(key, 2_000)]).await.unwrap();
-        assert_eq!(last_used(store.clone()).await, Some(2_000));
-        store.record_key_use(&[(key, 1_000)]).await.unwrap();
-        assert_eq!(last_used(store.clone()).await, Some(2_000));
-        store
-            .record_key_use(&[(key, 3_000), (999, 1)])
-            .await
-            .unwrap();
-        assert_eq!(last_used(store.clone()).await, Some(3_000));
-        // Use is not an access change: nobody needs to reload for it.
-        assert_eq!(store.access_revision().await.unwrap(), revision);
+    each_backend! {
+        async fn key_use_keeps_the_latest_time(store) {
+            let key = store
+                .insert_assistant("claude", Tier::Admin, "p", "d", "olga")
+                .await
+                .unwrap();
+            let revision = store.access_revision().await.unwrap();
+            let last_used = |store: Store| async move {
+                store.load_access().await.unwrap().assistants[0].keys[0].last_used_at_ms
+            };
+            store.record_key_use(&[(key, 2_000)]).await.unwrap();
+            assert_eq!(last_used(store.clone()).await, Some(2_000));
+            store.record_key_use(&[(key, 1_000)]).await.unwrap();
+            assert_eq!(last_used(store.clone()).await, Some(2_000));
+            store
+                .record_key_use(&[(key, 3_000), (999, 1)])
+                .await
+                .unwrap();
+            assert_eq!(last_used(store.clone()).await, Some(3_000));
+            // Use is not an access change: nobody needs to reload for it.
+            assert_eq!(store.access_revision().await.unwrap(), revision);
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The fleet's persisted state: admin states chosen by operators, and instances added while
-//! running. Each change writes its audit row in the same transaction.
+//! running. Each change writes its audit row and announces itself to the other replicas in
+//! the same transaction.
 
-use super::admin_audit::{AdminAction, insert_audit};
-use super::{Store, StoreError, now_ms, on_pool};
+use super::admin_audit::{AdminAction, InsertAudit};
+use super::changes::Announce;
+use super::{Store, StoreChange, StoreError, now_ms, on_pool};
 use std::collections::BTreeMap;
 
 /// An instance added at runtime.
@@ -58,7 +60,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_audit(&mut *tx, action, now).await?;
+            tx.insert_audit(action, now).await?;
+            tx.announce(self, &StoreChange::Fleet).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -130,7 +133,8 @@ impl Store {
                 }
                 _ => StoreError::Query(e),
             })?;
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
+            tx.announce(self, &StoreChange::Fleet).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -152,12 +156,9 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            insert_audit(
-                &mut *tx,
-                &AdminAction::new(actor, "instance.remove", id),
-                now,
-            )
-            .await?;
+            tx.insert_audit(&AdminAction::new(actor, "instance.remove", id), now)
+                .await?;
+            tx.announce(self, &StoreChange::Fleet).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -167,79 +168,79 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
 
-    #[tokio::test]
-    async fn admin_states_are_upserted_and_audited() {
-        let (store, _dir) = temp_store().await;
-        store
-            .set_admin_state(
-                "s-1",
-                "draining",
-                &AdminAction::new("olga", "instance.drain", "s-1"),
-            )
-            .await
-            .unwrap();
-        store
-            .set_admin_state(
-                "s-1",
-                "active",
-                &AdminAction::new("olga", "instance.undrain", "s-1"),
-            )
-            .await
-            .unwrap();
-        store
-            .set_admin_state(
-                "s-2",
-                "drained",
-                &AdminAction::new("olga", "instance.drain", "s-2"),
-            )
-            .await
-            .unwrap();
-        let mut states = store.admin_states().await.unwrap();
-        states.sort();
-        assert_eq!(
-            states,
-            [
-                ("s-1".to_string(), "active".to_string()),
-                ("s-2".to_string(), "drained".to_string())
-            ]
-        );
-        assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 3);
+    each_backend! {
+        async fn admin_states_are_upserted_and_audited(store) {
+            store
+                .set_admin_state(
+                    "s-1",
+                    "draining",
+                    &AdminAction::new("olga", "instance.drain", "s-1"),
+                )
+                .await
+                .unwrap();
+            store
+                .set_admin_state(
+                    "s-1",
+                    "active",
+                    &AdminAction::new("olga", "instance.undrain", "s-1"),
+                )
+                .await
+                .unwrap();
+            store
+                .set_admin_state(
+                    "s-2",
+                    "drained",
+                    &AdminAction::new("olga", "instance.drain", "s-2"),
+                )
+                .await
+                .unwrap();
+            let mut states = store.admin_states().await.unwrap();
+            states.sort();
+            assert_eq!(
+                states,
+                [
+                    ("s-1".to_string(), "active".to_string()),
+                    ("s-2".to_string(), "drained".to_string())
+                ]
+            );
+            assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 3);
+        }
     }
 
-    #[tokio::test]
-    async fn runtime_instances_round_trip_and_ids_are_unique() {
-        let (store, _dir) = temp_store().await;
-        let http = FleetInstanceRecord {
-            id: "search-9".into(),
-            server: "search".into(),
-            url: Some("http://127.0.0.1:7009/mcp".into()),
-            command: None,
-            env: BTreeMap::new(),
-        };
-        let stdio = FleetInstanceRecord {
-            id: "files-9".into(),
-            server: "files".into(),
-            url: None,
-            command: Some(vec!["node".into(), "server.js".into()]),
-            env: BTreeMap::from([("DEBUG".to_string(), "1".to_string())]),
-        };
-        store.add_fleet_instance(&http, "olga").await.unwrap();
-        store.add_fleet_instance(&stdio, "olga").await.unwrap();
-        let mut listed = store.fleet_instances().await.unwrap();
-        listed.sort_by(|a, b| b.id.cmp(&a.id));
-        assert_eq!(listed, [http.clone(), stdio.clone()]);
-        let err = store.add_fleet_instance(&http, "olga").await.unwrap_err();
-        assert!(err.to_string().contains("already exists"), "{err}");
-        store
-            .remove_fleet_instance("search-9", "olga")
-            .await
-            .unwrap();
-        assert_eq!(store.fleet_instances().await.unwrap(), [stdio]);
-        assert!(matches!(
-            store.remove_fleet_instance("search-9", "olga").await,
-            Err(StoreError::NotFound(_))
-        ));
+    each_backend! {
+        async fn runtime_instances_round_trip_and_ids_are_unique(store) {
+            let http = FleetInstanceRecord {
+                id: "search-9".into(),
+                server: "search".into(),
+                url: Some("http://127.0.0.1:7009/mcp".into()),
+                command: None,
+                env: BTreeMap::new(),
+            };
+            let stdio = FleetInstanceRecord {
+                id: "files-9".into(),
+                server: "files".into(),
+                url: None,
+                command: Some(vec!["node".into(), "server.js".into()]),
+                env: BTreeMap::from([("DEBUG".to_string(), "1".to_string())]),
+            };
+            store.add_fleet_instance(&http, "olga").await.unwrap();
+            store.add_fleet_instance(&stdio, "olga").await.unwrap();
+            let mut listed = store.fleet_instances().await.unwrap();
+            listed.sort_by(|a, b| b.id.cmp(&a.id));
+            assert_eq!(listed, [http.clone(), stdio.clone()]);
+            let err = store.add_fleet_instance(&http, "olga").await.unwrap_err();
+            assert!(err.to_string().contains("already exists"), "{err}");
+            store
+                .remove_fleet_instance("search-9", "olga")
+                .await
+                .unwrap();
+            assert_eq!(store.fleet_instances().await.unwrap(), [stdio]);
+            assert!(matches!(
+                store.remove_fleet_instance("search-9", "olga").await,
+                Err(StoreError::NotFound(_))
+            ));
+        }
     }
 }

@@ -2,11 +2,16 @@
 //!
 //! Callers see only `Store` and its record types. Each operation is written once and run on
 //! the backend's pool through [`on_pool!`]; SQL here sticks to what SQLite and PostgreSQL
-//! share (`$n` placeholders, integer milliseconds for time), so that a PostgreSQL backend
-//! is one more `Db` variant with its own migrations, not a change to any caller.
+//! share (`$n` placeholders, integer milliseconds for time, byte-wise text order), and each
+//! backend has its own migrations (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! Changes other replicas must apply (admin states, runtime instances, access, cache
+//! invalidations) are announced with [`StoreChange`] inside the transaction that makes them:
+//! on PostgreSQL a `NOTIFY` delivered at commit, on SQLite (one process) nothing.
 
 mod admin_audit;
 pub(crate) mod assistants;
+mod changes;
 mod fleet_state;
 mod roi;
 mod series;
@@ -22,20 +27,25 @@ mod tool_calls;
 mod traces;
 mod users;
 
+pub use changes::{ChangeListener, ListenEvent, StoreChange};
 pub use sessions::SessionBackend;
 pub use tool_calls::{AuditCursor, AuditQueryError, MAX_CHUNK};
 pub use users::{RoleChange, UserRecord};
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL names no backend Fleetdeck has.
-    #[error("unsupported DATABASE_URL {0:?}: expected sqlite://PATH")]
+    #[error(
+        "unsupported DATABASE_URL {0:?}: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
     /// The data directory cannot hold the database.
     #[error("data dir {path}: {reason}")]
@@ -45,6 +55,12 @@ pub enum StoreError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A PostgreSQL URL whose `search_path` names no existing schema.
+    #[error("{0}: the search_path names no existing schema (create it first)")]
+    NoSchema(String),
+    /// The session table cannot live under this schema name.
+    #[error("sessions: {0}")]
+    Sessions(String),
     /// The database file exists but is not a database of this backend.
     #[error("{0} is not a SQLite database (refusing to touch it)")]
     NotADatabase(PathBuf),
@@ -76,8 +92,10 @@ pub enum StoreError {
 /// Which database backs the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// An embedded SQLite file (the default).
+    /// An embedded SQLite file (the default; one replica).
     Sqlite,
+    /// A PostgreSQL database (shared by any number of replicas).
+    Postgres,
 }
 
 impl Backend {
@@ -85,6 +103,7 @@ impl Backend {
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
         }
     }
 }
@@ -93,6 +112,7 @@ impl Backend {
 #[derive(Clone, Debug)]
 enum Db {
     Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 /// Runs the same sqlx expression on whichever pool backs the store.
@@ -100,15 +120,32 @@ macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.db {
             $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
 
-/// The store: users, sessions, the audit log, and (later) the fleet's persisted state.
+/// Implements a trait for both backends' connection types from one body: statements shared
+/// by several operations are written once and type-checked against each driver.
+macro_rules! impl_for_connections {
+    ($trait:path { $($body:tt)* }) => {
+        impl $trait for sqlx::SqliteConnection { $($body)* }
+        impl $trait for sqlx::PgConnection { $($body)* }
+    };
+}
+pub(crate) use impl_for_connections;
+
+/// The store: users, sessions, access, the audit logs, the fleet's persisted state,
+/// telemetry.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// The PostgreSQL schema the tables live in (empty on SQLite); it names the channel of
+    /// change notifications, so that stores in other schemas do not hear them.
+    schema: Arc<str>,
+    /// This process's id in the change notifications it sends.
+    origin: Arc<str>,
 }
 
 /// The file name of the SQLite database inside the data dir.
@@ -120,15 +157,19 @@ pub fn default_database_url(data_dir: &Path) -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`.
+    /// Opens (creating if needed) and migrates the database at `url`: `sqlite://PATH` or
+    /// `postgres://…` (`postgresql://…`).
     ///
-    /// A file that is not a database, or a data dir that cannot be used, is refused before
-    /// anything is written.
+    /// A SQLite file that is not a database, or a data dir that cannot be used, is refused
+    /// before anything is written.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Store::open_postgres(url).await;
+        }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_string()))?;
+            .ok_or_else(|| StoreError::UnsupportedUrl(redact_url(url)))?;
         let path = PathBuf::from(path.split('?').next().unwrap_or(path));
         prepare_sqlite_file(&path)?;
 
@@ -153,8 +194,43 @@ impl Store {
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         let store = Store {
             db: Db::Sqlite(pool),
+            schema: Arc::from(""),
+            origin: changes::new_origin(),
         };
         store.session_backend().migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens a PostgreSQL database. Its tables (the sessions' too) go in the connection's
+    /// current schema: `public`, or the first of a `search_path` given in the URL's libpq
+    /// `options` (`?options=-c%20search_path%3Dfleetdeck`). Replicas starting together
+    /// migrate one at a time (sqlx holds an advisory lock while it migrates).
+    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open {
+            url: redact_url(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(open_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .map_err(open_error)?;
+        let Some(schema) = schema else {
+            return Err(StoreError::NoSchema(redact_url(url)));
+        };
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let store = Store {
+            db: Db::Postgres(pool.clone()),
+            schema: Arc::from(schema.as_str()),
+            origin: changes::new_origin(),
+        };
+        SessionBackend::postgres(pool, &schema)?.migrate().await?;
         Ok(store)
     }
 
@@ -162,12 +238,21 @@ impl Store {
     pub fn backend(&self) -> Backend {
         match self.db {
             Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// This process's id in change notifications (tells replicas apart in logs).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await)?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -175,6 +260,8 @@ impl Store {
     pub fn session_backend(&self) -> SessionBackend {
         match &self.db {
             Db::Sqlite(pool) => SessionBackend::sqlite(pool.clone()),
+            Db::Postgres(pool) => SessionBackend::postgres(pool.clone(), &self.schema)
+                .expect("the schema name was accepted at open"),
         }
     }
 
@@ -224,6 +311,23 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// A database URL fit for messages and logs: the password, if any, replaced by `…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":…" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Now, in Unix milliseconds: the store's one representation of time.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -244,6 +348,125 @@ pub(crate) mod test_support {
             .expect("open store");
         (store, dir)
     }
+
+    /// The PostgreSQL the tests use: `FLEETDECK_TEST_POSTGRES_URL`, else the local one.
+    pub fn postgres_base_url() -> String {
+        std::env::var("FLEETDECK_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    /// A schema of its own for one test, dropped (with everything in it) when this is.
+    pub struct PgSchema {
+        base: String,
+        /// The schema's name.
+        pub name: String,
+    }
+
+    impl PgSchema {
+        /// Creates a uniquely named schema; fails the test if PostgreSQL is unreachable.
+        pub async fn create() -> PgSchema {
+            use sqlx::Connection;
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let base = postgres_base_url();
+            let name = format!(
+                "fdtest_{}_{}_{:08x}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                fastrand::u32(..)
+            );
+            let mut conn = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
+                panic!("PostgreSQL at {base} is needed by the store tests (set FLEETDECK_TEST_POSTGRES_URL): {e}")
+            });
+            sqlx::query(&format!("CREATE SCHEMA \"{name}\""))
+                .execute(&mut conn)
+                .await
+                .expect("create test schema");
+            let _ = conn.close().await;
+            PgSchema { base, name }
+        }
+
+        /// The database URL of a store living in this schema (its sessions are named after
+        /// the schema, so that clean-up finds them).
+        pub fn url(&self) -> String {
+            let separator = if self.base.contains('?') { '&' } else { '?' };
+            format!(
+                "{}{separator}options=-c%20search_path%3D{name}&application_name={name}",
+                self.base,
+                name = self.name
+            )
+        }
+    }
+
+    impl Drop for PgSchema {
+        fn drop(&mut self) {
+            let (base, name) = (self.base.clone(), self.name.clone());
+            // Drop may run inside a runtime: do the blocking clean-up on a thread of its own.
+            let cleanup = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&base).await?;
+                    // The test's own sessions may still hold locks (a transaction a failed
+                    // assertion dropped is rolled back only when its runtime runs again).
+                    sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1",
+                    )
+                    .bind(&name)
+                    .execute(&mut conn)
+                    .await?;
+                    sqlx::query("SET lock_timeout = '10s'")
+                        .execute(&mut conn)
+                        .await?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await
+                })
+            });
+            if let Ok(Err(error)) = cleanup.join() {
+                eprintln!("could not drop test schema {}: {error}", self.name);
+            }
+        }
+    }
+
+    /// A fresh PostgreSQL store in a schema of its own (dropped with the returned guard).
+    pub async fn postgres_store() -> (Store, PgSchema) {
+        let schema = PgSchema::create().await;
+        let store = Store::open(&schema.url()).await.expect("open store");
+        (store, schema)
+    }
+
+    /// Defines a store test once and runs it on each backend, as `<name>::sqlite` and
+    /// `<name>::postgres`, each on a fresh, empty store bound to `$store`.
+    macro_rules! each_backend {
+        ($(async fn $name:ident($store:ident) $body:block)*) => {$(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    let (store, _guard) = $crate::store::test_support::temp_store().await;
+                    let $store = store;
+                    $body
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let (store, _guard) = $crate::store::test_support::postgres_store().await;
+                    let $store = store;
+                    $body
+                }
+            }
+        )*};
+    }
+    pub(crate) use each_backend;
 }
 
 #[cfg(test)]
@@ -299,6 +522,74 @@ mod tests {
         assert!(
             err.to_string().contains("exists but is not a directory"),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_is_opened_migrated_and_reopened_in_its_schema() {
+        let schema = test_support::PgSchema::create().await;
+        let store = Store::open(&schema.url()).await.unwrap();
+        store.ping().await.unwrap();
+        assert_eq!(store.backend(), Backend::Postgres);
+        assert_eq!(&*store.schema, schema.name);
+        let Db::Postgres(pool) = &store.db else {
+            unreachable!()
+        };
+        // Tables and sessions live in the test's schema, nowhere else.
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 \
+             ORDER BY 1",
+        )
+        .bind(&schema.name)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for table in ["_sqlx_migrations", "session", "tool_calls", "users"] {
+            assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+        }
+        store.close().await;
+        Store::open(&schema.url())
+            .await
+            .unwrap()
+            .ping()
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_search_path_without_an_existing_schema_is_refused() {
+        let url = format!(
+            "{}?options=-c%20search_path%3Dfleetdeck_no_such_schema",
+            test_support::postgres_base_url()
+        );
+        let err = Store::open(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::NoSchema(_)), "{err}");
+        assert!(err.to_string().contains("create it first"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_names_the_url_without_its_password() {
+        let err = Store::open("postgres://fleet:s3cret@127.0.0.1:1/fleet")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("postgres://fleet:…@127.0.0.1:1/fleet"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn urls_are_redacted_for_messages() {
+        assert_eq!(
+            redact_url("postgres://u:p@h:5432/d?x=1"),
+            "postgres://u:…@h:5432/d?x=1"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            redact_url("sqlite:///var/lib/x.db"),
+            "sqlite:///var/lib/x.db"
         );
     }
 

@@ -2,8 +2,8 @@
 //! loaded row by row), and the inputs admins set per server, audited in the same
 //! transaction as the change.
 
-use super::admin_audit::{AdminAction, insert_audit};
-use super::{Store, StoreError, now_ms, on_pool};
+use super::admin_audit::{AdminAction, InsertAudit};
+use super::{Store, StoreError, impl_for_connections, now_ms, on_pool};
 use app::wire::{RoiInputs, ToolMinutes};
 
 /// Calls of one tool with a given outcome in a time range.
@@ -173,7 +173,7 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            match write_inputs(&mut tx, server, inputs, actor, now).await {
+            match tx.write_inputs(server, inputs, actor, now).await {
                 Ok(before) => {
                     tx.commit().await?;
                     Ok(before)
@@ -189,91 +189,104 @@ impl Store {
     }
 }
 
-/// The writes of [`Store::save_roi_inputs`] inside its transaction.
-async fn write_inputs(
-    conn: &mut sqlx::SqliteConnection,
-    server: &str,
-    inputs: &RoiInputs,
-    actor: &str,
-    now: i64,
-) -> Result<Option<RoiInputs>, StoreError> {
-    // A write first (it changes nothing), so the transaction holds SQLite's write lock
-    // before it reads; RETURNING gives the row as it was.
-    let before: Option<InputsRow> = sqlx::query_as(&format!(
-        "UPDATE roi_inputs SET updated_at_ms = updated_at_ms WHERE server = $1 \
-         RETURNING {INPUT_COLUMNS}"
-    ))
-    .bind(server)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let before = match before {
-        Some(row) => {
-            let tools: Vec<(String, f64)> = sqlx::query_as(
-                "SELECT tool, minutes_saved FROM roi_tool_minutes WHERE server = $1 \
-                 ORDER BY tool",
-            )
-            .bind(server)
-            .fetch_all(&mut *conn)
-            .await?;
-            let tools = tools
-                .into_iter()
-                .map(|(tool, minutes_saved)| ToolMinutes {
-                    tool,
-                    minutes_saved,
-                })
-                .collect();
-            Some(row.into_stored(tools).inputs)
-        }
-        None => None,
-    };
-    sqlx::query(
-        "INSERT INTO roi_inputs (server, development_hours, hourly_rate, currency, \
-         default_minutes_saved, months, updated_at_ms, updated_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (server) DO UPDATE SET \
-         development_hours = excluded.development_hours, \
-         hourly_rate = excluded.hourly_rate, currency = excluded.currency, \
-         default_minutes_saved = excluded.default_minutes_saved, \
-         months = excluded.months, updated_at_ms = excluded.updated_at_ms, \
-         updated_by = excluded.updated_by",
-    )
-    .bind(server)
-    .bind(inputs.development_hours)
-    .bind(inputs.hourly_rate)
-    .bind(&inputs.currency)
-    .bind(inputs.default_minutes_saved)
-    .bind(i64::from(inputs.months))
-    .bind(now)
-    .bind(actor)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM roi_tool_minutes WHERE server = $1")
+/// The writes of [`Store::save_roi_inputs`], inside its transaction.
+trait RoiWrites {
+    /// Replaces `server`'s inputs and audits it; returns the inputs before.
+    async fn write_inputs(
+        &mut self,
+        server: &str,
+        inputs: &RoiInputs,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<RoiInputs>, StoreError>;
+}
+
+impl_for_connections!(RoiWrites {
+    async fn write_inputs(
+        &mut self,
+        server: &str,
+        inputs: &RoiInputs,
+        actor: &str,
+        now: i64,
+    ) -> Result<Option<RoiInputs>, StoreError> {
+        // A write first (it changes nothing), so the transaction holds SQLite's write lock
+        // before it reads; RETURNING gives the row as it was.
+        let before: Option<InputsRow> = sqlx::query_as(&format!(
+            "UPDATE roi_inputs SET updated_at_ms = updated_at_ms WHERE server = $1 \
+             RETURNING {INPUT_COLUMNS}"
+        ))
         .bind(server)
-        .execute(&mut *conn)
+        .fetch_optional(&mut *self)
         .await?;
-    for tool in &inputs.tool_minutes {
+        let before = match before {
+            Some(row) => {
+                let tools: Vec<(String, f64)> = sqlx::query_as(
+                    "SELECT tool, minutes_saved FROM roi_tool_minutes WHERE server = $1 \
+                     ORDER BY tool",
+                )
+                .bind(server)
+                .fetch_all(&mut *self)
+                .await?;
+                let tools = tools
+                    .into_iter()
+                    .map(|(tool, minutes_saved)| ToolMinutes {
+                        tool,
+                        minutes_saved,
+                    })
+                    .collect();
+                Some(row.into_stored(tools).inputs)
+            }
+            None => None,
+        };
         sqlx::query(
-            "INSERT INTO roi_tool_minutes (server, tool, minutes_saved) VALUES ($1, $2, $3)",
+            "INSERT INTO roi_inputs (server, development_hours, hourly_rate, currency, \
+             default_minutes_saved, months, updated_at_ms, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (server) DO UPDATE SET \
+             development_hours = excluded.development_hours, \
+             hourly_rate = excluded.hourly_rate, currency = excluded.currency, \
+             default_minutes_saved = excluded.default_minutes_saved, \
+             months = excluded.months, updated_at_ms = excluded.updated_at_ms, \
+             updated_by = excluded.updated_by",
         )
         .bind(server)
-        .bind(&tool.tool)
-        .bind(tool.minutes_saved)
-        .execute(&mut *conn)
+        .bind(inputs.development_hours)
+        .bind(inputs.hourly_rate)
+        .bind(&inputs.currency)
+        .bind(inputs.default_minutes_saved)
+        .bind(i64::from(inputs.months))
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *self)
         .await?;
+        sqlx::query("DELETE FROM roi_tool_minutes WHERE server = $1")
+            .bind(server)
+            .execute(&mut *self)
+            .await?;
+        for tool in &inputs.tool_minutes {
+            sqlx::query(
+                "INSERT INTO roi_tool_minutes (server, tool, minutes_saved) VALUES ($1, $2, $3)",
+            )
+            .bind(server)
+            .bind(&tool.tool)
+            .bind(tool.minutes_saved)
+            .execute(&mut *self)
+            .await?;
+        }
+        let mut action =
+            AdminAction::new(actor, "roi.set_inputs", server).after(describe_inputs(inputs));
+        if let Some(before) = &before {
+            action = action.before(describe_inputs(before));
+        }
+        self.insert_audit(&action, now).await?;
+        Ok(before)
     }
-    let mut action =
-        AdminAction::new(actor, "roi.set_inputs", server).after(describe_inputs(inputs));
-    if let Some(before) = &before {
-        action = action.before(describe_inputs(before));
-    }
-    insert_audit(&mut *conn, &action, now).await?;
-    Ok(before)
-}
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
 
     fn inputs(hours: f64, tools: &[(&str, f64)]) -> RoiInputs {
         RoiInputs {
@@ -292,74 +305,74 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn inputs_are_replaced_whole_and_each_change_is_audited_with_before_and_after() {
-        let (store, _dir) = temp_store().await;
-        assert_eq!(store.roi_inputs().await.unwrap(), vec![]);
+    each_backend! {
+        async fn inputs_are_replaced_whole_and_each_change_is_audited_with_before_and_after(store) {
+            assert_eq!(store.roi_inputs().await.unwrap(), vec![]);
 
-        let first = inputs(40.0, &[("query", 2.5), ("lookup", 1.0)]);
-        assert_eq!(
-            store
-                .save_roi_inputs("search", &first, "alice")
+            let first = inputs(40.0, &[("query", 2.5), ("lookup", 1.0)]);
+            assert_eq!(
+                store
+                    .save_roi_inputs("search", &first, "alice")
+                    .await
+                    .unwrap(),
+                None
+            );
+            let second = inputs(60.0, &[("query", 3.0)]);
+            let before = store
+                .save_roi_inputs("search", &second, "bob")
                 .await
-                .unwrap(),
-            None
-        );
-        let second = inputs(60.0, &[("query", 3.0)]);
-        let before = store
-            .save_roi_inputs("search", &second, "bob")
-            .await
-            .unwrap();
-        // Tools come back ordered by name.
-        assert_eq!(
-            before,
-            Some(inputs(40.0, &[("lookup", 1.0), ("query", 2.5)]))
-        );
+                .unwrap();
+            // Tools come back ordered by name.
+            assert_eq!(
+                before,
+                Some(inputs(40.0, &[("lookup", 1.0), ("query", 2.5)]))
+            );
 
-        let stored = store.roi_inputs().await.unwrap();
-        assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].server, "search");
-        assert_eq!(stored[0].inputs, second);
-        assert_eq!(stored[0].updated_by, "bob");
+            let stored = store.roi_inputs().await.unwrap();
+            assert_eq!(stored.len(), 1);
+            assert_eq!(stored[0].server, "search");
+            assert_eq!(stored[0].inputs, second);
+            assert_eq!(stored[0].updated_by, "bob");
 
-        let audit = store.recent_admin_audit(10).await.unwrap();
-        assert_eq!(audit.len(), 2);
-        assert_eq!(
-            (
-                audit[0].actor.as_str(),
-                audit[0].action.as_str(),
-                audit[0].target.as_str()
-            ),
-            ("bob", "roi.set_inputs", "search")
-        );
-        assert_eq!(
-            audit[0].before.as_deref(),
-            Some("40 h × 85 EUR/h, 5 min/use (lookup 1, query 2.5), 12 months")
-        );
-        assert_eq!(
-            audit[0].after.as_deref(),
-            Some("60 h × 85 EUR/h, 5 min/use (query 3), 12 months")
-        );
-        assert_eq!(audit[1].before, None);
+            let audit = store.recent_admin_audit(10).await.unwrap();
+            assert_eq!(audit.len(), 2);
+            assert_eq!(
+                (
+                    audit[0].actor.as_str(),
+                    audit[0].action.as_str(),
+                    audit[0].target.as_str()
+                ),
+                ("bob", "roi.set_inputs", "search")
+            );
+            assert_eq!(
+                audit[0].before.as_deref(),
+                Some("40 h × 85 EUR/h, 5 min/use (lookup 1, query 2.5), 12 months")
+            );
+            assert_eq!(
+                audit[0].after.as_deref(),
+                Some("60 h × 85 EUR/h, 5 min/use (query 3), 12 months")
+            );
+            assert_eq!(audit[1].before, None);
+        }
     }
 
-    #[tokio::test]
-    async fn a_refused_write_changes_nothing_and_audits_nothing() {
-        let (store, _dir) = temp_store().await;
-        let good = inputs(40.0, &[]);
-        store
-            .save_roi_inputs("search", &good, "alice")
-            .await
-            .unwrap();
-        // The schema's own checks are the last line: a negative value never lands.
-        let bad = inputs(-1.0, &[]);
-        assert!(
+    each_backend! {
+        async fn a_refused_write_changes_nothing_and_audits_nothing(store) {
+            let good = inputs(40.0, &[]);
             store
-                .save_roi_inputs("search", &bad, "mallory")
+                .save_roi_inputs("search", &good, "alice")
                 .await
-                .is_err()
-        );
-        assert_eq!(store.roi_inputs().await.unwrap()[0].inputs, good);
-        assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 1);
+                .unwrap();
+            // The schema's own checks are the last line: a negative value never lands.
+            let bad = inputs(-1.0, &[]);
+            assert!(
+                store
+                    .save_roi_inputs("search", &bad, "mallory")
+                    .await
+                    .is_err()
+            );
+            assert_eq!(store.roi_inputs().await.unwrap()[0].inputs, good);
+            assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 1);
+        }
     }
 }

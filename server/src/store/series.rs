@@ -165,7 +165,8 @@ impl Store {
         .bind(message)
         .bind(evidence.to_string())
         .execute(pool)
-        .await)?;
+        .await
+        .map(drop))?;
         Ok(())
     }
 
@@ -189,7 +190,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
 
     fn point(
         minute_ms: i64,
@@ -210,66 +211,66 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_minute_written_in_parts_adds_up_and_old_minutes_are_trimmed() {
-        let (store, _dir) = temp_store().await;
-        let key = SeriesKey::server("search");
-        store
-            .insert_series(&[(key.clone(), point(60_000, 900, Some(40.0), Some(0.5)))])
-            .await
-            .unwrap();
-        // A call that ended late for its minute, and no utilisation sample with it.
-        store
-            .insert_series(&[(key.clone(), point(60_000, 1, Some(90.0), None))])
-            .await
-            .unwrap();
-        store
-            .insert_series(&[(key.clone(), point(120_000, 5, None, None))])
-            .await
-            .unwrap();
-        let points = store.series(&key, 0).await.unwrap();
-        assert_eq!(points.len(), 2);
-        let first = &points[0];
-        assert_eq!(
-            (
-                first.calls,
-                first.errors,
-                first.cache_lookups,
-                first.cache_hits
-            ),
-            (901, 2, 901, 2)
-        );
-        assert_eq!((first.p95_ms, first.p99_ms), (Some(90.0), Some(90.0)));
-        assert_eq!(
-            first.utilisation,
-            Some(0.5),
-            "kept when the late part has none"
-        );
-        assert_eq!(points[1].p99_ms, None);
-        assert!(
+    each_backend! {
+        async fn a_minute_written_in_parts_adds_up_and_old_minutes_are_trimmed(store) {
+            let key = SeriesKey::server("search");
             store
-                .series(&SeriesKey::fleet(), 0)
+                .insert_series(&[(key.clone(), point(60_000, 900, Some(40.0), Some(0.5)))])
                 .await
-                .unwrap()
-                .is_empty()
-        );
+                .unwrap();
+            // A call that ended late for its minute, and no utilisation sample with it.
+            store
+                .insert_series(&[(key.clone(), point(60_000, 1, Some(90.0), None))])
+                .await
+                .unwrap();
+            store
+                .insert_series(&[(key.clone(), point(120_000, 5, None, None))])
+                .await
+                .unwrap();
+            let points = store.series(&key, 0).await.unwrap();
+            assert_eq!(points.len(), 2);
+            let first = &points[0];
+            assert_eq!(
+                (
+                    first.calls,
+                    first.errors,
+                    first.cache_lookups,
+                    first.cache_hits
+                ),
+                (901, 2, 901, 2)
+            );
+            assert_eq!((first.p95_ms, first.p99_ms), (Some(90.0), Some(90.0)));
+            assert_eq!(
+                first.utilisation,
+                Some(0.5),
+                "kept when the late part has none"
+            );
+            assert_eq!(points[1].p99_ms, None);
+            assert!(
+                store
+                    .series(&SeriesKey::fleet(), 0)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
 
-        store
-            .insert_fleet_event(
-                1,
-                "health",
-                "search",
-                Some("search-1"),
-                "down",
-                &serde_json::json!({}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.trim_series(120_000).await.unwrap(),
-            2,
-            "one minute, one event"
-        );
-        assert_eq!(store.series(&key, 0).await.unwrap().len(), 1);
+            store
+                .insert_fleet_event(
+                    1,
+                    "health",
+                    "search",
+                    Some("search-1"),
+                    "down",
+                    &serde_json::json!({}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                store.trim_series(120_000).await.unwrap(),
+                2,
+                "one minute, one event"
+            );
+            assert_eq!(store.series(&key, 0).await.unwrap().len(), 1);
+        }
     }
 }

@@ -391,7 +391,10 @@ impl Store {
         query: &AuditQuery,
     ) -> Result<(Vec<R>, u64), StoreError>
     where
-        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
     {
         let (limit, offset) = page_bounds(query)?;
         let count_sql = format!("SELECT COUNT(*) FROM {table}{}", filter.where_sql());
@@ -524,7 +527,10 @@ impl Store {
 impl Store {
     /// Runs raw SQL, for tests that need to break or inspect the schema.
     pub(crate) async fn execute_sql_for_test(&self, sql: &str) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::raw_sql(sql).execute(pool).await)?;
+        on_pool!(self, |pool| sqlx::raw_sql(sql)
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -543,8 +549,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AdminAction;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
+    use crate::store::{AdminAction, Backend};
     use std::time::Duration;
 
     /// A call at `at_ms` with the rest derived from the arguments.
@@ -582,8 +588,7 @@ mod tests {
     }
 
     /// Ten calls at t = 1000..=1009 across assistants, tools and outcomes.
-    async fn seeded() -> (Store, tempfile::TempDir) {
-        let (store, dir) = temp_store().await;
+    async fn seed(store: &Store) {
         let batch = vec![
             call(1000, "alpha", "search", "query", Outcome::Ok),
             call(1001, "alpha", "search", "lookup", Outcome::Ok),
@@ -597,344 +602,355 @@ mod tests {
             call(1009, "alpha", "db", "select", Outcome::Rejected),
         ];
         store.insert_tool_calls(&batch).await.unwrap();
-        (store, dir)
     }
 
-    #[tokio::test]
-    async fn a_batch_is_stored_field_for_field() {
-        let (store, _dir) = temp_store().await;
-        let mut record = call(1234, "alpha", "search", "query", Outcome::ToolError);
-        record.attempts = 3;
-        record.instance = None;
-        record.trace_id = None;
-        record.arguments = None;
-        store
-            .insert_tool_calls(std::slice::from_ref(&record))
-            .await
-            .unwrap();
-        let (rows, total) = store.tool_calls_page(&calls_query()).await.unwrap();
-        assert_eq!(total, 1);
-        let row = &rows[0];
-        assert_eq!(
-            (
-                row.at_ms,
-                row.assistant.as_str(),
-                row.server.as_str(),
-                row.tool.as_str()
-            ),
-            (1234, "alpha", "search", "query")
-        );
-        assert_eq!(row.instance, None);
-        assert_eq!(row.outcome, "tool_error");
-        assert!(row.cache_hit);
-        assert_eq!(row.duration_ms, 12.5);
-        assert_eq!(row.attempts, 3);
-        assert_eq!(row.trace_id, None);
-        assert_eq!(row.args_digest, "digest-1234");
-        assert_eq!(row.arguments, None);
-        assert_eq!(row.error.as_deref(), Some("went wrong"));
-    }
-
-    #[tokio::test]
-    async fn batches_larger_than_one_statement_are_written_whole() {
-        let (store, _dir) = temp_store().await;
-        let batch: Vec<_> = (0..(ROWS_PER_INSERT as i64 * 2 + 7))
-            .map(|t| call(t, "alpha", "search", "query", Outcome::Ok))
-            .collect();
-        store.insert_tool_calls(&batch).await.unwrap();
-        assert_eq!(store.tool_call_count_for_test().await, batch.len() as u64);
-        store.insert_tool_calls(&[]).await.unwrap();
-        assert_eq!(store.tool_call_count_for_test().await, batch.len() as u64);
-    }
-
-    #[tokio::test]
-    async fn a_failing_batch_writes_nothing() {
-        let (store, _dir) = temp_store().await;
-        // A trigger refusing one row stands in for any failure mid-batch.
-        store
-            .execute_sql_for_test(
-                "CREATE TRIGGER refuse_poison BEFORE INSERT ON tool_calls \
-                 WHEN NEW.assistant = 'poison' BEGIN SELECT RAISE(ABORT, 'poison'); END;",
-            )
-            .await
-            .unwrap();
-        let batch = vec![
-            call(1, "alpha", "search", "query", Outcome::Ok),
-            call(2, "poison", "search", "query", Outcome::Ok),
-        ];
-        assert!(store.insert_tool_calls(&batch).await.is_err());
-        assert_eq!(store.tool_call_count_for_test().await, 0);
-    }
-
-    #[tokio::test]
-    async fn calls_come_newest_first_and_filter_by_each_field() {
-        let (store, _dir) = seeded().await;
-        let all = store.tool_calls_page(&calls_query()).await.unwrap();
-        assert_eq!(all.1, 10);
-        assert_eq!(times(&all.0), (1000..=1009).rev().collect::<Vec<_>>());
-
-        let by = |f: &dyn Fn(&mut AuditQuery)| {
-            let mut q = calls_query();
-            f(&mut q);
-            q
-        };
-        let cases: Vec<(AuditQuery, Vec<i64>)> = vec![
-            (
-                by(&|q| q.assistant = Some("alpha".into())),
-                vec![1009, 1006, 1004, 1001, 1000],
-            ),
-            (
-                by(&|q| q.tool = Some("search__query".into())),
-                vec![1007, 1006, 1002, 1000],
-            ),
-            (
-                by(&|q| q.tool = Some("files".into())),
-                vec![1005, 1004, 1003],
-            ),
-            (
-                by(&|q| q.outcome = Some("ok".into())),
-                vec![1007, 1003, 1001, 1000],
-            ),
-            (
-                by(&|q| {
-                    q.from_ms = Some(1003);
-                    q.to_ms = Some(1006);
-                }),
-                vec![1005, 1004, 1003],
-            ),
-            (
-                by(&|q| {
-                    q.assistant = Some("beta".into());
-                    q.tool = Some("search".into());
-                    q.outcome = Some("ok".into());
-                }),
-                vec![1007],
-            ),
-            // An empty box filters nothing; `who` does not apply to calls.
-            (
-                by(&|q| {
-                    q.assistant = Some(String::new());
-                    q.who = Some("alice".into());
-                }),
-                (1000..=1009).rev().collect(),
-            ),
-            // A server's name is not a tool of another server.
-            (by(&|q| q.tool = Some("search__read".into())), vec![]),
-        ];
-        for (query, expected) in cases {
-            let (rows, total) = store.tool_calls_page(&query).await.unwrap();
-            assert_eq!(times(&rows), expected, "{query:?}");
-            assert_eq!(total, expected.len() as u64, "{query:?}");
+    each_backend! {
+        async fn a_batch_is_stored_field_for_field(store) {
+            let mut record = call(1234, "alpha", "search", "query", Outcome::ToolError);
+            record.attempts = 3;
+            record.instance = None;
+            record.trace_id = None;
+            record.arguments = None;
+            store
+                .insert_tool_calls(std::slice::from_ref(&record))
+                .await
+                .unwrap();
+            let (rows, total) = store.tool_calls_page(&calls_query()).await.unwrap();
+            assert_eq!(total, 1);
+            let row = &rows[0];
+            assert_eq!(
+                (
+                    row.at_ms,
+                    row.assistant.as_str(),
+                    row.server.as_str(),
+                    row.tool.as_str()
+                ),
+                (1234, "alpha", "search", "query")
+            );
+            assert_eq!(row.instance, None);
+            assert_eq!(row.outcome, "tool_error");
+            assert!(row.cache_hit);
+            assert_eq!(row.duration_ms, 12.5);
+            assert_eq!(row.attempts, 3);
+            assert_eq!(row.trace_id, None);
+            assert_eq!(row.args_digest, "digest-1234");
+            assert_eq!(row.arguments, None);
+            assert_eq!(row.error.as_deref(), Some("went wrong"));
         }
     }
 
-    #[tokio::test]
-    async fn pages_split_the_matches_and_keep_the_total() {
-        let (store, _dir) = seeded().await;
-        let page = |n: u32| AuditQuery {
-            page: n,
-            page_size: 4,
-            ..calls_query()
-        };
-        let (first, total) = store.tool_calls_page(&page(1)).await.unwrap();
-        assert_eq!((times(&first), total), (vec![1009, 1008, 1007, 1006], 10));
-        let (second, total) = store.tool_calls_page(&page(2)).await.unwrap();
-        assert_eq!((times(&second), total), (vec![1005, 1004, 1003, 1002], 10));
-        let (third, total) = store.tool_calls_page(&page(3)).await.unwrap();
-        assert_eq!((times(&third), total), (vec![1001, 1000], 10));
-        let (beyond, total) = store.tool_calls_page(&page(4)).await.unwrap();
-        assert_eq!((beyond.len(), total), (0, 10));
+    each_backend! {
+        async fn batches_larger_than_one_statement_are_written_whole(store) {
+            let batch: Vec<_> = (0..(ROWS_PER_INSERT as i64 * 2 + 7))
+                .map(|t| call(t, "alpha", "search", "query", Outcome::Ok))
+                .collect();
+            store.insert_tool_calls(&batch).await.unwrap();
+            assert_eq!(store.tool_call_count_for_test().await, batch.len() as u64);
+            store.insert_tool_calls(&[]).await.unwrap();
+            assert_eq!(store.tool_call_count_for_test().await, batch.len() as u64);
+        }
     }
 
-    #[tokio::test]
-    async fn calls_of_the_same_millisecond_keep_their_insertion_order_reversed() {
-        let (store, _dir) = temp_store().await;
-        let batch: Vec<_> = ["a", "b", "c"]
-            .into_iter()
-            .map(|name| call(5, name, "search", "query", Outcome::Ok))
-            .collect();
-        store.insert_tool_calls(&batch).await.unwrap();
-        let (rows, _) = store.tool_calls_page(&calls_query()).await.unwrap();
-        let names: Vec<_> = rows.iter().map(|r| r.assistant.as_str()).collect();
-        assert_eq!(names, ["c", "b", "a"]);
+    each_backend! {
+        async fn a_failing_batch_writes_nothing(store) {
+            // A trigger refusing one row stands in for any failure mid-batch.
+            let trigger = match store.backend() {
+                Backend::Sqlite => {
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON tool_calls \
+                     WHEN NEW.assistant = 'poison' BEGIN SELECT RAISE(ABORT, 'poison'); END;"
+                }
+                Backend::Postgres => {
+                    "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN IF NEW.assistant = 'poison' THEN RAISE EXCEPTION 'poison'; END IF; \
+                     RETURN NEW; END $$; \
+                     CREATE TRIGGER refuse_poison BEFORE INSERT ON tool_calls \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+                }
+            };
+            store.execute_sql_for_test(trigger).await.unwrap();
+            let batch = vec![
+                call(1, "alpha", "search", "query", Outcome::Ok),
+                call(2, "poison", "search", "query", Outcome::Ok),
+            ];
+            assert!(store.insert_tool_calls(&batch).await.is_err());
+            assert_eq!(store.tool_call_count_for_test().await, 0);
+        }
     }
 
-    #[tokio::test]
-    async fn bad_queries_are_refused_with_what_is_expected() {
-        let (store, _dir) = seeded().await;
-        let refused = |q: AuditQuery| {
-            let store = store.clone();
-            async move {
-                match store.tool_calls_page(&q).await {
-                    Err(StoreError::InvalidQuery(e)) => e,
-                    other => panic!("expected a refusal, got {other:?}"),
+    each_backend! {
+        async fn calls_come_newest_first_and_filter_by_each_field(store) {
+            seed(&store).await;
+            let all = store.tool_calls_page(&calls_query()).await.unwrap();
+            assert_eq!(all.1, 10);
+            assert_eq!(times(&all.0), (1000..=1009).rev().collect::<Vec<_>>());
+
+            let by = |f: &dyn Fn(&mut AuditQuery)| {
+                let mut q = calls_query();
+                f(&mut q);
+                q
+            };
+            let cases: Vec<(AuditQuery, Vec<i64>)> = vec![
+                (
+                    by(&|q| q.assistant = Some("alpha".into())),
+                    vec![1009, 1006, 1004, 1001, 1000],
+                ),
+                (
+                    by(&|q| q.tool = Some("search__query".into())),
+                    vec![1007, 1006, 1002, 1000],
+                ),
+                (
+                    by(&|q| q.tool = Some("files".into())),
+                    vec![1005, 1004, 1003],
+                ),
+                (
+                    by(&|q| q.outcome = Some("ok".into())),
+                    vec![1007, 1003, 1001, 1000],
+                ),
+                (
+                    by(&|q| {
+                        q.from_ms = Some(1003);
+                        q.to_ms = Some(1006);
+                    }),
+                    vec![1005, 1004, 1003],
+                ),
+                (
+                    by(&|q| {
+                        q.assistant = Some("beta".into());
+                        q.tool = Some("search".into());
+                        q.outcome = Some("ok".into());
+                    }),
+                    vec![1007],
+                ),
+                // An empty box filters nothing; `who` does not apply to calls.
+                (
+                    by(&|q| {
+                        q.assistant = Some(String::new());
+                        q.who = Some("alice".into());
+                    }),
+                    (1000..=1009).rev().collect(),
+                ),
+                // A server's name is not a tool of another server.
+                (by(&|q| q.tool = Some("search__read".into())), vec![]),
+            ];
+            for (query, expected) in cases {
+                let (rows, total) = store.tool_calls_page(&query).await.unwrap();
+                assert_eq!(times(&rows), expected, "{query:?}");
+                assert_eq!(total, expected.len() as u64, "{query:?}");
+            }
+        }
+    }
+
+    each_backend! {
+        async fn pages_split_the_matches_and_keep_the_total(store) {
+            seed(&store).await;
+            let page = |n: u32| AuditQuery {
+                page: n,
+                page_size: 4,
+                ..calls_query()
+            };
+            let (first, total) = store.tool_calls_page(&page(1)).await.unwrap();
+            assert_eq!((times(&first), total), (vec![1009, 1008, 1007, 1006], 10));
+            let (second, total) = store.tool_calls_page(&page(2)).await.unwrap();
+            assert_eq!((times(&second), total), (vec![1005, 1004, 1003, 1002], 10));
+            let (third, total) = store.tool_calls_page(&page(3)).await.unwrap();
+            assert_eq!((times(&third), total), (vec![1001, 1000], 10));
+            let (beyond, total) = store.tool_calls_page(&page(4)).await.unwrap();
+            assert_eq!((beyond.len(), total), (0, 10));
+        }
+    }
+
+    each_backend! {
+        async fn calls_of_the_same_millisecond_keep_their_insertion_order_reversed(store) {
+            let batch: Vec<_> = ["a", "b", "c"]
+                .into_iter()
+                .map(|name| call(5, name, "search", "query", Outcome::Ok))
+                .collect();
+            store.insert_tool_calls(&batch).await.unwrap();
+            let (rows, _) = store.tool_calls_page(&calls_query()).await.unwrap();
+            let names: Vec<_> = rows.iter().map(|r| r.assistant.as_str()).collect();
+            assert_eq!(names, ["c", "b", "a"]);
+        }
+    }
+
+    each_backend! {
+        async fn bad_queries_are_refused_with_what_is_expected(store) {
+            seed(&store).await;
+            let refused = |q: AuditQuery| {
+                let store = store.clone();
+                async move {
+                    match store.tool_calls_page(&q).await {
+                        Err(StoreError::InvalidQuery(e)) => e,
+                        other => panic!("expected a refusal, got {other:?}"),
+                    }
+                }
+            };
+            let e = refused(AuditQuery {
+                outcome: Some("exploded".into()),
+                ..calls_query()
+            })
+            .await;
+            assert_eq!(e, AuditQueryError::Outcome("exploded".into()));
+            assert_eq!(
+                e.to_string(),
+                "unknown outcome \"exploded\": expected one of ok, tool_error, failed, denied, \
+                 rate_limited, rejected, cancelled"
+            );
+            for size in [0, MAX_PAGE_SIZE + 1] {
+                let e = refused(AuditQuery {
+                    page_size: size,
+                    ..calls_query()
+                })
+                .await;
+                assert_eq!(e, AuditQueryError::PageSize(size));
+                assert!(e.to_string().contains("between 1 and 500"), "{e}");
+            }
+            let e = refused(AuditQuery {
+                page: 0,
+                ..calls_query()
+            })
+            .await;
+            assert_eq!(e, AuditQueryError::Page(0));
+            for tool in ["search__", "__query"] {
+                let e = refused(AuditQuery {
+                    tool: Some(tool.into()),
+                    ..calls_query()
+                })
+                .await;
+                assert_eq!(e, AuditQueryError::Tool(tool.into()));
+            }
+            let e = refused(AuditQuery {
+                from_ms: Some(10),
+                to_ms: Some(5),
+                ..calls_query()
+            })
+            .await;
+            assert_eq!(e, AuditQueryError::TimeRange { from: 10, to: 5 });
+            // The largest page is fine.
+            let max = AuditQuery {
+                page_size: MAX_PAGE_SIZE,
+                ..calls_query()
+            };
+            assert_eq!(store.tool_calls_page(&max).await.unwrap().1, 10);
+        }
+    }
+
+    each_backend! {
+        async fn chunks_walk_every_match_once_even_while_calls_arrive(store) {
+            seed(&store).await;
+            let query = AuditQuery {
+                assistant: Some("alpha".into()),
+                ..calls_query()
+            };
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let chunk = store.tool_calls_chunk(&query, after, 2).await.unwrap();
+                seen.extend(times(&chunk.rows));
+                // A newer call arriving mid-export shifts no later chunk.
+                store
+                    .insert_tool_calls(&[call(
+                        2000 + seen.len() as i64,
+                        "alpha",
+                        "db",
+                        "x",
+                        Outcome::Ok,
+                    )])
+                    .await
+                    .unwrap();
+                match chunk.next {
+                    Some(next) => after = Some(next),
+                    None => break,
                 }
             }
-        };
-        let e = refused(AuditQuery {
-            outcome: Some("exploded".into()),
-            ..calls_query()
-        })
-        .await;
-        assert_eq!(e, AuditQueryError::Outcome("exploded".into()));
-        assert_eq!(
-            e.to_string(),
-            "unknown outcome \"exploded\": expected one of ok, tool_error, failed, denied, \
-             rate_limited, rejected, cancelled"
-        );
-        for size in [0, MAX_PAGE_SIZE + 1] {
-            let e = refused(AuditQuery {
-                page_size: size,
-                ..calls_query()
-            })
-            .await;
-            assert_eq!(e, AuditQueryError::PageSize(size));
-            assert!(e.to_string().contains("between 1 and 500"), "{e}");
+            assert_eq!(seen, vec![1009, 1006, 1004, 1001, 1000]);
+            // Five matched at the start; one newer call arrived per chunk (three chunks).
+            assert_eq!(store.audit_total(&query).await.unwrap(), 5 + 3);
         }
-        let e = refused(AuditQuery {
-            page: 0,
-            ..calls_query()
-        })
-        .await;
-        assert_eq!(e, AuditQueryError::Page(0));
-        for tool in ["search__", "__query"] {
-            let e = refused(AuditQuery {
-                tool: Some(tool.into()),
-                ..calls_query()
-            })
-            .await;
-            assert_eq!(e, AuditQueryError::Tool(tool.into()));
-        }
-        let e = refused(AuditQuery {
-            from_ms: Some(10),
-            to_ms: Some(5),
-            ..calls_query()
-        })
-        .await;
-        assert_eq!(e, AuditQueryError::TimeRange { from: 10, to: 5 });
-        // The largest page is fine.
-        let max = AuditQuery {
-            page_size: MAX_PAGE_SIZE,
-            ..calls_query()
-        };
-        assert_eq!(store.tool_calls_page(&max).await.unwrap().1, 10);
     }
 
-    #[tokio::test]
-    async fn chunks_walk_every_match_once_even_while_calls_arrive() {
-        let (store, _dir) = seeded().await;
-        let query = AuditQuery {
-            assistant: Some("alpha".into()),
-            ..calls_query()
-        };
-        let mut seen = Vec::new();
-        let mut after = None;
-        loop {
-            let chunk = store.tool_calls_chunk(&query, after, 2).await.unwrap();
-            seen.extend(times(&chunk.rows));
-            // A newer call arriving mid-export shifts no later chunk.
-            store
-                .insert_tool_calls(&[call(
-                    2000 + seen.len() as i64,
-                    "alpha",
-                    "db",
-                    "x",
-                    Outcome::Ok,
-                )])
-                .await
-                .unwrap();
-            match chunk.next {
-                Some(next) => after = Some(next),
-                None => break,
+    each_backend! {
+        async fn admin_actions_filter_by_actor_and_time_newest_first(store) {
+            for (actor, action) in [
+                ("alice", "instance.drain"),
+                ("bob", "breaker.reset"),
+                ("alice", "instance.undrain"),
+            ] {
+                store
+                    .record_admin_action(&AdminAction::new(actor, action, "search-1").after("x"))
+                    .await
+                    .unwrap();
             }
-        }
-        assert_eq!(seen, vec![1009, 1006, 1004, 1001, 1000]);
-        // Five matched at the start; one newer call arrived per chunk (three chunks).
-        assert_eq!(store.audit_total(&query).await.unwrap(), 5 + 3);
-    }
+            let query = AuditQuery {
+                kind: AuditKind::Admin,
+                page: 1,
+                page_size: 10,
+                ..AuditQuery::default()
+            };
+            let (all, total) = store.admin_audit_page(&query).await.unwrap();
+            assert_eq!(total, 3);
+            let actions: Vec<_> = all.iter().map(|a| a.action.as_str()).collect();
+            assert_eq!(
+                actions,
+                ["instance.undrain", "breaker.reset", "instance.drain"]
+            );
+            assert_eq!(all[0].after.as_deref(), Some("x"));
 
-    #[tokio::test]
-    async fn admin_actions_filter_by_actor_and_time_newest_first() {
-        let (store, _dir) = temp_store().await;
-        for (actor, action) in [
-            ("alice", "instance.drain"),
-            ("bob", "breaker.reset"),
-            ("alice", "instance.undrain"),
-        ] {
-            store
-                .record_admin_action(&AdminAction::new(actor, action, "search-1").after("x"))
+            let alice = AuditQuery {
+                who: Some("alice".into()),
+                // Call filters do not apply to admin actions.
+                outcome: Some("ok".into()),
+                ..query.clone()
+            };
+            let (rows, total) = store.admin_audit_page(&alice).await.unwrap();
+            assert_eq!(total, 2);
+            assert!(rows.iter().all(|r| r.actor == "alice"));
+            assert_eq!(store.audit_total(&alice).await.unwrap(), 2);
+
+            let future = AuditQuery {
+                from_ms: Some(all[0].at_ms + 1),
+                ..query.clone()
+            };
+            assert_eq!(store.admin_audit_page(&future).await.unwrap().1, 0);
+
+            let first = store.admin_audit_chunk(&query, None, 2).await.unwrap();
+            assert_eq!(first.rows, all[..2]);
+            let rest = store
+                .admin_audit_chunk(&query, first.next, 2)
                 .await
                 .unwrap();
+            assert_eq!((rest.rows.as_slice(), rest.next), (&all[2..], None));
+
+            let bad = AuditQuery {
+                page_size: 0,
+                ..query
+            };
+            assert!(matches!(
+                store.admin_audit_page(&bad).await,
+                Err(StoreError::InvalidQuery(AuditQueryError::PageSize(0)))
+            ));
         }
-        let query = AuditQuery {
-            kind: AuditKind::Admin,
-            page: 1,
-            page_size: 10,
-            ..AuditQuery::default()
-        };
-        let (all, total) = store.admin_audit_page(&query).await.unwrap();
-        assert_eq!(total, 3);
-        let actions: Vec<_> = all.iter().map(|a| a.action.as_str()).collect();
-        assert_eq!(
-            actions,
-            ["instance.undrain", "breaker.reset", "instance.drain"]
-        );
-        assert_eq!(all[0].after.as_deref(), Some("x"));
-
-        let alice = AuditQuery {
-            who: Some("alice".into()),
-            // Call filters do not apply to admin actions.
-            outcome: Some("ok".into()),
-            ..query.clone()
-        };
-        let (rows, total) = store.admin_audit_page(&alice).await.unwrap();
-        assert_eq!(total, 2);
-        assert!(rows.iter().all(|r| r.actor == "alice"));
-        assert_eq!(store.audit_total(&alice).await.unwrap(), 2);
-
-        let future = AuditQuery {
-            from_ms: Some(all[0].at_ms + 1),
-            ..query.clone()
-        };
-        assert_eq!(store.admin_audit_page(&future).await.unwrap().1, 0);
-
-        let first = store.admin_audit_chunk(&query, None, 2).await.unwrap();
-        assert_eq!(first.rows, all[..2]);
-        let rest = store
-            .admin_audit_chunk(&query, first.next, 2)
-            .await
-            .unwrap();
-        assert_eq!((rest.rows.as_slice(), rest.next), (&all[2..], None));
-
-        let bad = AuditQuery {
-            page_size: 0,
-            ..query
-        };
-        assert!(matches!(
-            store.admin_audit_page(&bad).await,
-            Err(StoreError::InvalidQuery(AuditQueryError::PageSize(0)))
-        ));
     }
 
-    #[tokio::test]
-    async fn calls_are_counted_per_assistant_and_outcome_since_a_time() {
-        let (store, _dir) = seeded().await;
-        let counts = store.call_counts_by_assistant(1004).await.unwrap();
-        let expected = [
-            ("alpha", "denied", 1),
-            ("alpha", "rate_limited", 1),
-            ("alpha", "rejected", 1),
-            ("beta", "ok", 1),
-            ("gamma", "cancelled", 1),
-            ("gamma", "tool_error", 1),
-        ];
-        let counts: Vec<_> = counts
-            .iter()
-            .map(|(a, o, n)| (a.as_str(), o.as_str(), *n))
-            .collect();
-        assert_eq!(counts, expected);
-        let all = store.call_counts_by_assistant(0).await.unwrap();
-        assert_eq!(all.iter().map(|c| c.2).sum::<u64>(), 10);
-        assert!(all.contains(&("alpha".into(), "ok".into(), 2)));
+    each_backend! {
+        async fn calls_are_counted_per_assistant_and_outcome_since_a_time(store) {
+            seed(&store).await;
+            let counts = store.call_counts_by_assistant(1004).await.unwrap();
+            let expected = [
+                ("alpha", "denied", 1),
+                ("alpha", "rate_limited", 1),
+                ("alpha", "rejected", 1),
+                ("beta", "ok", 1),
+                ("gamma", "cancelled", 1),
+                ("gamma", "tool_error", 1),
+            ];
+            let counts: Vec<_> = counts
+                .iter()
+                .map(|(a, o, n)| (a.as_str(), o.as_str(), *n))
+                .collect();
+            assert_eq!(counts, expected);
+            let all = store.call_counts_by_assistant(0).await.unwrap();
+            assert_eq!(all.iter().map(|c| c.2).sum::<u64>(), 10);
+            assert!(all.contains(&("alpha".into(), "ok".into(), 2)));
+        }
     }
 }

@@ -63,7 +63,8 @@ fn where_clause(query: &TraceQuery) -> (String, Vec<Param>) {
             let prefix = format!("{tool}__");
             let len = next(Param::Int(prefix.chars().count() as i64), &mut params);
             let p = next(Param::Text(prefix), &mut params);
-            conditions.push(format!("substr(tool, 1, {len}) = {p}"));
+            // The length as INTEGER: PostgreSQL has no substr(text, int, bigint).
+            conditions.push(format!("substr(tool, 1, CAST({len} AS INTEGER)) = {p}"));
         }
     }
     if let Some(assistant) = &query.assistant {
@@ -222,7 +223,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
     use crate::telemetry::traces::model::tests::retried_trace;
     use std::sync::Arc;
 
@@ -233,94 +234,94 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn traces_round_trip_and_filter_like_the_ring() {
-        let (store, _dir) = temp_store().await;
-        let traces: Vec<Arc<Trace>> = (0..6)
-            .map(|i| {
-                let outcome = if i % 3 == 0 { "failed" } else { "ok" };
-                Arc::new(retried_trace(&format!("{i:032x}"), i * 1_000_000, outcome))
-            })
-            .collect();
-        store.insert_traces(&traces).await.unwrap();
-        // A second write of the same fragment changes nothing.
-        store.insert_traces(&traces[..1]).await.unwrap();
-
-        let all = store.trace_summaries(&query(100)).await.unwrap();
-        assert_eq!(all.len(), 6);
-        assert_eq!(all[0].started_at_ms, 5_000, "newest first");
-        assert_eq!(all[0], traces[5].summary());
-
-        let filters: Vec<TraceQuery> = vec![
-            TraceQuery {
-                status: Some("error".into()),
-                ..query(100)
-            },
-            TraceQuery {
-                tool: Some("search".into()),
-                ..query(100)
-            },
-            TraceQuery {
-                tool: Some("searc".into()),
-                ..query(100)
-            },
-            TraceQuery {
-                tool: Some("search__query".into()),
-                assistant: Some("claude".into()),
-                ..query(100)
-            },
-            TraceQuery {
-                from_ms: Some(2_000),
-                to_ms: Some(4_000),
-                ..query(100)
-            },
-            TraceQuery {
-                min_duration_ms: Some(2.0),
-                ..query(100)
-            },
-            query(2),
-        ];
-        for filter in filters {
-            let stored: Vec<String> = store
-                .trace_summaries(&filter)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|s| s.trace_id)
+    each_backend! {
+        async fn traces_round_trip_and_filter_like_the_ring(store) {
+            let traces: Vec<Arc<Trace>> = (0..6)
+                .map(|i| {
+                    let outcome = if i % 3 == 0 { "failed" } else { "ok" };
+                    Arc::new(retried_trace(&format!("{i:032x}"), i * 1_000_000, outcome))
+                })
                 .collect();
-            let mut expected: Vec<&Arc<Trace>> =
-                traces.iter().filter(|t| t.matches(&filter)).collect();
-            expected.reverse();
-            expected.truncate(filter.limit as usize);
-            let expected: Vec<String> = expected.iter().map(|t| t.trace_id.clone()).collect();
-            assert_eq!(stored, expected, "{filter:?}");
-        }
+            store.insert_traces(&traces).await.unwrap();
+            // A second write of the same fragment changes nothing.
+            store.insert_traces(&traces[..1]).await.unwrap();
 
-        let fragments = store.trace_fragments(&traces[3].trace_id).await.unwrap();
-        assert_eq!(fragments, vec![traces[3].as_ref().clone()]);
-        assert!(store.trace_fragments("nope").await.unwrap().is_empty());
+            let all = store.trace_summaries(&query(100)).await.unwrap();
+            assert_eq!(all.len(), 6);
+            assert_eq!(all[0].started_at_ms, 5_000, "newest first");
+            assert_eq!(all[0], traces[5].summary());
+
+            let filters: Vec<TraceQuery> = vec![
+                TraceQuery {
+                    status: Some("error".into()),
+                    ..query(100)
+                },
+                TraceQuery {
+                    tool: Some("search".into()),
+                    ..query(100)
+                },
+                TraceQuery {
+                    tool: Some("searc".into()),
+                    ..query(100)
+                },
+                TraceQuery {
+                    tool: Some("search__query".into()),
+                    assistant: Some("claude".into()),
+                    ..query(100)
+                },
+                TraceQuery {
+                    from_ms: Some(2_000),
+                    to_ms: Some(4_000),
+                    ..query(100)
+                },
+                TraceQuery {
+                    min_duration_ms: Some(2.0),
+                    ..query(100)
+                },
+                query(2),
+            ];
+            for filter in filters {
+                let stored: Vec<String> = store
+                    .trace_summaries(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.trace_id)
+                    .collect();
+                let mut expected: Vec<&Arc<Trace>> =
+                    traces.iter().filter(|t| t.matches(&filter)).collect();
+                expected.reverse();
+                expected.truncate(filter.limit as usize);
+                let expected: Vec<String> = expected.iter().map(|t| t.trace_id.clone()).collect();
+                assert_eq!(stored, expected, "{filter:?}");
+            }
+
+            let fragments = store.trace_fragments(&traces[3].trace_id).await.unwrap();
+            assert_eq!(fragments, vec![traces[3].as_ref().clone()]);
+            assert!(store.trace_fragments("nope").await.unwrap().is_empty());
+        }
     }
 
-    #[tokio::test]
-    async fn retention_prunes_by_age_then_by_count() {
-        let (store, _dir) = temp_store().await;
-        let traces: Vec<Arc<Trace>> = (0..10)
-            .map(|i| Arc::new(retried_trace(&format!("{i:032x}"), i * 1_000_000, "ok")))
-            .collect();
-        store.insert_traces(&traces).await.unwrap();
-        // Older than 3 s: traces 0, 1, 2 go.
-        assert_eq!(store.prune_traces(3_000, 100).await.unwrap(), 3);
-        // Keep the 4 newest: 3, 4, 5 go.
-        assert_eq!(store.prune_traces(3_000, 4).await.unwrap(), 3);
-        let left: Vec<i64> = store
-            .trace_summaries(&query(100))
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.started_at_ms)
-            .collect();
-        assert_eq!(left, [9_000, 8_000, 7_000, 6_000]);
-        assert_eq!(store.prune_traces(0, 0).await.unwrap(), 4);
-        assert_eq!(store.prune_traces(0, 0).await.unwrap(), 0);
+    each_backend! {
+        async fn retention_prunes_by_age_then_by_count(store) {
+            let traces: Vec<Arc<Trace>> = (0..10)
+                .map(|i| Arc::new(retried_trace(&format!("{i:032x}"), i * 1_000_000, "ok")))
+                .collect();
+            store.insert_traces(&traces).await.unwrap();
+            // Older than 3 s: traces 0, 1, 2 go.
+            assert_eq!(store.prune_traces(3_000, 100).await.unwrap(), 3);
+            // Keep the 4 newest: 3, 4, 5 go.
+            assert_eq!(store.prune_traces(3_000, 4).await.unwrap(), 3);
+            let left: Vec<i64> = store
+                .trace_summaries(&query(100))
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.started_at_ms)
+                .collect();
+            assert_eq!(left, [9_000, 8_000, 7_000, 6_000]);
+            assert_eq!(store.prune_traces(0, 0).await.unwrap(), 4);
+            assert_eq!(store.prune_traces(0, 0).await.unwrap(), 0);
+        }
     }
 }

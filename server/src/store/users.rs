@@ -1,6 +1,6 @@
 //! Dashboard logins. Every change writes its admin-audit row in the same transaction.
 
-use super::admin_audit::{AdminAction, insert_audit};
+use super::admin_audit::{AdminAction, InsertAudit};
 use super::{Store, StoreError, now_ms, on_pool};
 use app::wire::Role;
 
@@ -142,7 +142,7 @@ impl Store {
                     }
                 })?;
             let action = AdminAction::new(actor, "user.add", username).after(role.as_str());
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok::<_, StoreError>(row)
         })?;
@@ -191,7 +191,7 @@ impl Store {
             let action = AdminAction::new(actor, "user.set_role", username)
                 .before(before.as_str())
                 .after(role.as_str());
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(RoleChange {
                 before,
@@ -223,7 +223,7 @@ impl Store {
             }
             // The hash itself never reaches the audit log.
             let action = AdminAction::new(actor, "user.reset_password", username);
-            insert_audit(&mut *tx, &action, now).await?;
+            tx.insert_audit(&action, now).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -233,148 +233,148 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
 
-    #[tokio::test]
-    async fn users_are_created_found_and_listed() {
-        let (store, _dir) = temp_store().await;
-        let alice = store
-            .insert_user("alice", "hash-a", Role::Admin, "test")
-            .await
-            .unwrap();
-        store
-            .insert_user("bob", "hash-b", Role::Viewer, "test")
-            .await
-            .unwrap();
-        assert_eq!(
-            store.user_by_name("alice").await.unwrap(),
-            Some(alice.clone())
-        );
-        assert_eq!(store.user_by_id(alice.id).await.unwrap(), Some(alice));
-        assert_eq!(store.user_by_name("carol").await.unwrap(), None);
-        let names: Vec<_> = store
-            .list_users()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|u| u.username)
-            .collect();
-        assert_eq!(names, ["alice", "bob"]);
-        assert_eq!(
-            store.count_users_by_role().await.unwrap(),
-            [(Role::Viewer, 1), (Role::Operator, 0), (Role::Admin, 1)]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_taken_name_is_a_conflict_and_changes_nothing() {
-        let (store, _dir) = temp_store().await;
-        store
-            .insert_user("alice", "h1", Role::Admin, "test")
-            .await
-            .unwrap();
-        let err = store
-            .insert_user("alice", "h2", Role::Viewer, "test")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        assert_eq!(
+    each_backend! {
+        async fn users_are_created_found_and_listed(store) {
+            let alice = store
+                .insert_user("alice", "hash-a", Role::Admin, "test")
+                .await
+                .unwrap();
             store
-                .user_by_name("alice")
+                .insert_user("bob", "hash-b", Role::Viewer, "test")
+                .await
+                .unwrap();
+            assert_eq!(
+                store.user_by_name("alice").await.unwrap(),
+                Some(alice.clone())
+            );
+            assert_eq!(store.user_by_id(alice.id).await.unwrap(), Some(alice));
+            assert_eq!(store.user_by_name("carol").await.unwrap(), None);
+            let names: Vec<_> = store
+                .list_users()
                 .await
                 .unwrap()
-                .unwrap()
-                .password_hash,
-            "h1"
-        );
-        assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 1);
+                .into_iter()
+                .map(|u| u.username)
+                .collect();
+            assert_eq!(names, ["alice", "bob"]);
+            assert_eq!(
+                store.count_users_by_role().await.unwrap(),
+                [(Role::Viewer, 1), (Role::Operator, 0), (Role::Admin, 1)]
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn the_last_admin_cannot_be_demoted() {
-        let (store, _dir) = temp_store().await;
-        store
-            .insert_user("alice", "h", Role::Admin, "test")
-            .await
-            .unwrap();
-        let err = store
-            .update_role("alice", Role::Operator, "alice")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("last admin"), "{err}");
-        store
-            .insert_user("bob", "h", Role::Admin, "test")
-            .await
-            .unwrap();
-        let change = store
-            .update_role("alice", Role::Operator, "bob")
-            .await
-            .unwrap();
-        assert_eq!(
-            change,
-            RoleChange {
-                before: Role::Admin,
-                after: Role::Operator
-            }
-        );
-        let err = store
-            .update_role("bob", Role::Viewer, "bob")
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("last admin"), "{err}");
-        // Re-affirming the last admin's role is not a demotion.
-        store.update_role("bob", Role::Admin, "bob").await.unwrap();
+    each_backend! {
+        async fn a_taken_name_is_a_conflict_and_changes_nothing(store) {
+            store
+                .insert_user("alice", "h1", Role::Admin, "test")
+                .await
+                .unwrap();
+            let err = store
+                .insert_user("alice", "h2", Role::Viewer, "test")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+            assert_eq!(
+                store
+                    .user_by_name("alice")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .password_hash,
+                "h1"
+            );
+            assert_eq!(store.recent_admin_audit(10).await.unwrap().len(), 1);
+        }
     }
 
-    #[tokio::test]
-    async fn changes_are_audited_with_before_and_after() {
-        let (store, _dir) = temp_store().await;
-        store
-            .insert_user("alice", "h", Role::Admin, "cli")
-            .await
-            .unwrap();
-        store
-            .insert_user("bob", "h", Role::Viewer, "alice")
-            .await
-            .unwrap();
-        store
-            .update_role("bob", Role::Operator, "alice")
-            .await
-            .unwrap();
-        store.update_password("bob", "h2", "alice").await.unwrap();
-        let err = store
-            .update_password("nobody", "h", "alice")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::NotFound(_)));
+    each_backend! {
+        async fn the_last_admin_cannot_be_demoted(store) {
+            store
+                .insert_user("alice", "h", Role::Admin, "test")
+                .await
+                .unwrap();
+            let err = store
+                .update_role("alice", Role::Operator, "alice")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("last admin"), "{err}");
+            store
+                .insert_user("bob", "h", Role::Admin, "test")
+                .await
+                .unwrap();
+            let change = store
+                .update_role("alice", Role::Operator, "bob")
+                .await
+                .unwrap();
+            assert_eq!(
+                change,
+                RoleChange {
+                    before: Role::Admin,
+                    after: Role::Operator
+                }
+            );
+            let err = store
+                .update_role("bob", Role::Viewer, "bob")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("last admin"), "{err}");
+            // Re-affirming the last admin's role is not a demotion.
+            store.update_role("bob", Role::Admin, "bob").await.unwrap();
+        }
+    }
 
-        let audit = store.recent_admin_audit(10).await.unwrap();
-        let summary: Vec<_> = audit
-            .iter()
-            .map(|a| {
-                (
-                    a.actor.as_str(),
-                    a.action.as_str(),
-                    a.target.as_str(),
-                    a.before.as_deref(),
-                    a.after.as_deref(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("alice", "user.reset_password", "bob", None, None),
-                (
-                    "alice",
-                    "user.set_role",
-                    "bob",
-                    Some("viewer"),
-                    Some("operator")
-                ),
-                ("alice", "user.add", "bob", None, Some("viewer")),
-                ("cli", "user.add", "alice", None, Some("admin")),
-            ]
-        );
+    each_backend! {
+        async fn changes_are_audited_with_before_and_after(store) {
+            store
+                .insert_user("alice", "h", Role::Admin, "cli")
+                .await
+                .unwrap();
+            store
+                .insert_user("bob", "h", Role::Viewer, "alice")
+                .await
+                .unwrap();
+            store
+                .update_role("bob", Role::Operator, "alice")
+                .await
+                .unwrap();
+            store.update_password("bob", "h2", "alice").await.unwrap();
+            let err = store
+                .update_password("nobody", "h", "alice")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::NotFound(_)));
+
+            let audit = store.recent_admin_audit(10).await.unwrap();
+            let summary: Vec<_> = audit
+                .iter()
+                .map(|a| {
+                    (
+                        a.actor.as_str(),
+                        a.action.as_str(),
+                        a.target.as_str(),
+                        a.before.as_deref(),
+                        a.after.as_deref(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    ("alice", "user.reset_password", "bob", None, None),
+                    (
+                        "alice",
+                        "user.set_role",
+                        "bob",
+                        Some("viewer"),
+                        Some("operator")
+                    ),
+                    ("alice", "user.add", "bob", None, Some("viewer")),
+                    ("cli", "user.add", "alice", None, Some("admin")),
+                ]
+            );
+        }
     }
 }

@@ -121,7 +121,7 @@ pub async fn view(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::test_support::temp_store;
+    use crate::store::test_support::each_backend;
     use crate::telemetry::traces::model::tests::retried_trace;
     use std::sync::Arc;
 
@@ -157,54 +157,54 @@ mod tests {
         assert_eq!(blank.unwrap().tool, None);
     }
 
-    #[tokio::test]
-    async fn search_merges_memory_and_store_without_repeats() {
-        let (store, _dir) = temp_store().await;
-        let collector = Collector::new(3);
-        let traces: Vec<Trace> = (0..5)
-            .map(|i| retried_trace(&format!("{i:032x}"), i * 1_000_000, "ok"))
-            .collect();
-        // 0..=2 persisted; 2..=4 in memory (the ring holds 3): trace 2 is in both.
-        store
-            .insert_traces(
-                &traces[..3]
-                    .iter()
-                    .cloned()
-                    .map(Arc::new)
-                    .collect::<Vec<_>>(),
+    each_backend! {
+        async fn search_merges_memory_and_store_without_repeats(store) {
+            let collector = Collector::new(3);
+            let traces: Vec<Trace> = (0..5)
+                .map(|i| retried_trace(&format!("{i:032x}"), i * 1_000_000, "ok"))
+                .collect();
+            // 0..=2 persisted; 2..=4 in memory (the ring holds 3): trace 2 is in both.
+            store
+                .insert_traces(
+                    &traces[..3]
+                        .iter()
+                        .cloned()
+                        .map(Arc::new)
+                        .collect::<Vec<_>>(),
+                )
+                .await
+                .unwrap();
+            for trace in &traces {
+                collector.finish(trace.clone());
+            }
+            let found = search(&collector, &store, TraceQuery::default())
+                .await
+                .unwrap();
+            let ids: Vec<i64> = found.iter().map(|s| s.started_at_ms).collect();
+            assert_eq!(ids, [4_000, 3_000, 2_000, 1_000, 0]);
+            let two = search(
+                &collector,
+                &store,
+                TraceQuery {
+                    limit: 2,
+                    ..TraceQuery::default()
+                },
             )
             .await
             .unwrap();
-        for trace in &traces {
-            collector.finish(trace.clone());
-        }
-        let found = search(&collector, &store, TraceQuery::default())
-            .await
-            .unwrap();
-        let ids: Vec<i64> = found.iter().map(|s| s.started_at_ms).collect();
-        assert_eq!(ids, [4_000, 3_000, 2_000, 1_000, 0]);
-        let two = search(
-            &collector,
-            &store,
-            TraceQuery {
-                limit: 2,
-                ..TraceQuery::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(two.len(), 2);
+            assert_eq!(two.len(), 2);
 
-        // Trace 0 left the ring but is stored; trace 4 is only in memory.
-        let old = view(&collector, &store, &traces[0].trace_id).await.unwrap();
-        assert_eq!(old.summary.trace_id, traces[0].trace_id);
-        assert_eq!(old.spans.len(), 5);
-        assert!(view(&collector, &store, &traces[4].trace_id).await.is_ok());
-        let unknown = view(&collector, &store, &format!("{:032x}", 99)).await;
-        assert!(matches!(unknown, Err(AppError::NotFound(_))));
-        assert!(matches!(
-            view(&collector, &store, "xyz").await,
-            Err(AppError::Invalid(_))
-        ));
+            // Trace 0 left the ring but is stored; trace 4 is only in memory.
+            let old = view(&collector, &store, &traces[0].trace_id).await.unwrap();
+            assert_eq!(old.summary.trace_id, traces[0].trace_id);
+            assert_eq!(old.spans.len(), 5);
+            assert!(view(&collector, &store, &traces[4].trace_id).await.is_ok());
+            let unknown = view(&collector, &store, &format!("{:032x}", 99)).await;
+            assert!(matches!(unknown, Err(AppError::NotFound(_))));
+            assert!(matches!(
+                view(&collector, &store, "xyz").await,
+                Err(AppError::Invalid(_))
+            ));
+        }
     }
 }
