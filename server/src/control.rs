@@ -585,16 +585,21 @@ impl ControlPlane for FleetControl {
                 StoreError::Conflict(why) => AppError::Conflict(why),
                 other => store_failure(other),
             })?;
-        let instance = self
-            .registry
-            .add_instance(
-                server,
-                id,
-                Endpoint::Http {
-                    url: url.to_string(),
-                },
-            )
-            .map_err(AppError::Conflict)?;
+        let instance = match self.registry.add_instance(
+            server,
+            id,
+            Endpoint::Http {
+                url: url.to_string(),
+            },
+        ) {
+            Ok(instance) => instance,
+            // The change feed may have applied this very change from the store first.
+            Err(why) => self
+                .registry
+                .instance(id)
+                .map(|(_, instance)| instance)
+                .ok_or(AppError::Conflict(why))?,
+        };
         tracing::info!(actor = %actor.username, server, instance = id, url, "instance added");
         let (entry, _) = self.find_instance(id)?;
         Ok(instance_view(&entry, &instance, Instant::now()))

@@ -104,3 +104,87 @@ pub async fn apply_stored_fleet(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::fleet::FleetFile;
+    use crate::store::test_support::each_backend;
+    use crate::store::{AdminAction, FleetInstanceRecord};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const FLEET: &str = r#"
+[[server]]
+name = "search"
+
+  [[server.instance]]
+  id = "search-1"
+  url = "http://127.0.0.1:9/mcp"
+
+  [[server.instance]]
+  id = "search-2"
+  url = "http://127.0.0.1:10/mcp"
+"#;
+
+    fn registry() -> Arc<Registry> {
+        Registry::from_fleet(&FleetFile::parse(FLEET, Path::new("fleet.toml")).unwrap())
+    }
+
+    fn runtime(id: &str, url: &str) -> FleetInstanceRecord {
+        FleetInstanceRecord {
+            id: id.into(),
+            server: "search".into(),
+            url: Some(url.into()),
+            command: None,
+            env: Default::default(),
+        }
+    }
+
+    fn admin(registry: &Registry, id: &str) -> AdminState {
+        registry.instance(id).unwrap().1.admin_state()
+    }
+
+    each_backend! {
+        async fn the_registry_converges_to_the_stored_fleet_and_stays_there(store) {
+            let registry = registry();
+            store.add_fleet_instance(&runtime("search-3", "http://127.0.0.1:11/mcp"), "olga").await.unwrap();
+            store
+                .set_admin_state("search-1", "draining", &AdminAction::new("olga", "instance.drain", "search-1"))
+                .await
+                .unwrap();
+            // Another replica's runtime instance this one still has, though it is gone.
+            registry.add_instance("search", "search-9", Endpoint::Http { url: "http://127.0.0.1:12/mcp".into() }).unwrap();
+
+            let report = apply_stored_fleet(&registry, &store).await.unwrap();
+            assert_eq!(report.added, vec!["search-3".to_string()]);
+            assert_eq!(report.removed, vec!["search-9".to_string()]);
+            assert_eq!(report.admin_changed, vec!["search-1".to_string()]);
+            // Nothing in flight here: draining elsewhere is drained here.
+            assert_eq!(admin(&registry, "search-1"), AdminState::Drained);
+            assert_eq!(admin(&registry, "search-2"), AdminState::Active);
+            assert!(registry.instance("search-3").unwrap().1.runtime);
+            assert!(registry.instance("search-9").is_none());
+
+            assert!(apply_stored_fleet(&registry, &store).await.unwrap().is_empty(), "idempotent");
+
+            // Undrained and re-added elsewhere under the same id with a new URL.
+            store
+                .set_admin_state("search-1", "active", &AdminAction::new("olga", "instance.undrain", "search-1"))
+                .await
+                .unwrap();
+            store.remove_fleet_instance("search-3", "olga").await.unwrap();
+            store.add_fleet_instance(&runtime("search-3", "http://127.0.0.1:13/mcp"), "olga").await.unwrap();
+            let report = apply_stored_fleet(&registry, &store).await.unwrap();
+            assert_eq!(report.added, vec!["search-3".to_string()]);
+            assert_eq!(report.admin_changed, vec!["search-1".to_string()]);
+            assert_eq!(admin(&registry, "search-1"), AdminState::Active);
+            assert_eq!(
+                registry.instance("search-3").unwrap().1.upstream.endpoint(),
+                &Endpoint::Http { url: "http://127.0.0.1:13/mcp".into() }
+            );
+            // Declared instances are never removed, whatever the store holds.
+            assert_eq!(registry.servers()[0].instances().len(), 3);
+        }
+    }
+}

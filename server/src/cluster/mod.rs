@@ -164,3 +164,141 @@ async fn invalidate(registry: &Registry, server: Option<&str>, tool: Option<&str
         tracing::debug!(%unknown, "invalidation for a server this replica does not have");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::policy::AccessPolicy;
+    use crate::config::fleet::FleetFile;
+    use crate::registry::AdminState;
+    use crate::store::AdminAction;
+    use crate::store::test_support::PgSchema;
+    use std::path::Path;
+    use std::time::Instant;
+
+    const FLEET: &str = r#"
+[[server]]
+name = "search"
+
+  [[server.instance]]
+  id = "search-1"
+  url = "http://127.0.0.1:9/mcp"
+"#;
+
+    /// A replica on `url` following the others until the returned token is cancelled.
+    async fn follower(url: &str) -> (Replica, CancellationToken) {
+        let store = Store::open(url).await.unwrap();
+        let registry = Registry::from_fleet(&FleetFile::parse(FLEET, Path::new("f.toml")).unwrap());
+        let access = AccessControl::load(store.clone(), AccessPolicy::default())
+            .await
+            .unwrap();
+        let replica = Replica {
+            store: store.clone(),
+            registry,
+            access,
+            feed: Arc::new(ChangeFeed::default()),
+        };
+        let shutdown = CancellationToken::new();
+        let listener = store.listen().await.unwrap().expect("postgres");
+        tokio::spawn(follow_changes(listener, replica.clone(), shutdown.clone()));
+        (replica, shutdown)
+    }
+
+    /// Waits (at most 5 s) until `done` holds; returns how long it took.
+    async fn until(mut done: impl AsyncFnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while !done().await {
+            assert!(start.elapsed() < Duration::from_secs(5), "not within 5 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        start.elapsed()
+    }
+
+    #[tokio::test]
+    async fn another_replicas_changes_are_applied_as_they_commit() {
+        let schema = PgSchema::create().await;
+        let other = Store::open(&schema.url()).await.unwrap();
+        let (replica, shutdown) = follower(&schema.url()).await;
+        let (_, instance) = replica.registry.instance("search-1").unwrap();
+
+        other
+            .set_admin_state(
+                "search-1",
+                "drained",
+                &AdminAction::new("olga", "instance.drain", "search-1"),
+            )
+            .await
+            .unwrap();
+        let took = until(async || instance.admin_state() == AdminState::Drained).await;
+        assert!(
+            took < Duration::from_secs(1),
+            "drain applied after {took:?}"
+        );
+
+        // A permission change: the access snapshot moves to the stored revision.
+        other
+            .insert_assistant("bot", app::wire::Tier::Viewer, "kp", "digest-bot", "olga")
+            .await
+            .unwrap();
+        let revision = other.access_revision().await.unwrap();
+        until(async || replica.access.revision() == revision).await;
+
+        // A cache invalidation: this replica's cached result is dropped.
+        let server = replica.registry.server("search").unwrap();
+        let answer = rmcp::model::CallToolResult::success(vec![]);
+        server.results.put("query", None, &answer).await;
+        assert_eq!(server.results.stats().await.entries, 1);
+        other
+            .record_admin_action_announcing(
+                &AdminAction::new("olga", "cache.invalidate", "search"),
+                &StoreChange::CacheInvalidated {
+                    server: Some("search".into()),
+                    tool: None,
+                },
+            )
+            .await
+            .unwrap();
+        until(async || server.results.stats().await.entries == 0).await;
+
+        let reading = replica.feed.reading();
+        assert!(reading.following);
+        assert_eq!(reading.applied, 3);
+        assert!(reading.last_applied_ms.is_some());
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_missed_notifications_converges_after_reconnecting() {
+        let schema = PgSchema::create().await;
+        let other = Store::open(&schema.url()).await.unwrap();
+        let (replica, shutdown) = follower(&schema.url()).await;
+        let (_, instance) = replica.registry.instance("search-1").unwrap();
+
+        // A change no notification tells of (as if sent while the listener was away).
+        other
+            .execute_sql_for_test(
+                "INSERT INTO instance_admin_state (instance_id, state, updated_at_ms) \
+                 VALUES ('search-1', 'drained', 0)",
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            instance.admin_state(),
+            AdminState::Active,
+            "nothing announced yet"
+        );
+
+        other
+            .execute_sql_for_test(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE query LIKE 'LISTEN %{}%'",
+                schema.name
+            ))
+            .await
+            .unwrap();
+        until(async || instance.admin_state() == AdminState::Drained).await;
+        assert_eq!(replica.feed.reading().resyncs, 1);
+        shutdown.cancel();
+    }
+}

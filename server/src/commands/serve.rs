@@ -13,7 +13,7 @@ use crate::gateway::dispatch::Dispatcher;
 use crate::gateway::endpoint::{self, EndpointSettings};
 use crate::gateway::record::CallRecorder;
 use crate::registry::Registry;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use crate::telemetry::capacity::CapacityPolicy;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::prober;
@@ -147,7 +147,10 @@ pub async fn run_fleet(
         .site_pkg_dir("pkg")
         .site_addr(args.addr)
         .build();
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(match store.backend() {
+        Backend::Postgres => Metrics::new().with_change_feed(feed.clone()),
+        Backend::Sqlite => Metrics::new(),
+    });
     let state = AppState {
         leptos_options,
         store: store.clone(),

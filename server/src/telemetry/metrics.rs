@@ -4,6 +4,7 @@
 //! Two kinds of families: those the gateway feeds after every call (`observe`), and those
 //! read from the registry when scraped (`render`): instance gauges, breakers, caches.
 
+use crate::cluster::{ChangeFeed, ChangeFeedReading};
 use crate::gateway::breaker::BreakerState;
 use crate::gateway::record::{CallRecord, Outcome};
 use crate::registry::instance::Health;
@@ -11,7 +12,8 @@ use crate::registry::{AdminState, Registry};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, TextEncoder,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    TextEncoder,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -99,6 +101,31 @@ pub struct Metrics {
     // One scrape at a time: each fills the registry-derived families from scratch.
     fleet: Mutex<FleetFamilies>,
     known: RwLock<KnownTools>,
+    /// How this replica follows the others (PostgreSQL only).
+    change_feed: Option<Arc<ChangeFeed>>,
+}
+
+/// The families of a replica's change feed, as read now.
+fn change_feed_families(feed: ChangeFeedReading) -> Vec<MetricFamily> {
+    let applied = IntCounter::new(
+        "fleetdeck_replica_changes_applied_total",
+        "Admin changes made by other replicas (or the CLI) that this replica applied.",
+    )
+    .expect("a valid counter definition");
+    applied.inc_by(feed.applied);
+    let resyncs = IntCounter::new(
+        "fleetdeck_replica_resyncs_total",
+        "Full reloads after this replica's change listener reconnected.",
+    )
+    .expect("a valid counter definition");
+    resyncs.inc_by(feed.resyncs);
+    let following = IntGauge::new(
+        "fleetdeck_replica_following",
+        "1 while this replica applies the changes other replicas announce.",
+    )
+    .expect("a valid gauge definition");
+    following.set(i64::from(feed.following));
+    [applied.collect(), resyncs.collect(), following.collect()].concat()
 }
 
 impl Default for Metrics {
@@ -458,7 +485,14 @@ impl Metrics {
             calls: CallFamilies::new(),
             fleet: Mutex::new(FleetFamilies::new()),
             known: RwLock::new(KnownTools::default()),
+            change_feed: None,
         }
+    }
+
+    /// Also exposes how this replica follows the others' changes.
+    pub fn with_change_feed(mut self, feed: Arc<ChangeFeed>) -> Metrics {
+        self.change_feed = Some(feed);
+        self
     }
 
     /// Counts one finished tool call.
@@ -505,6 +539,9 @@ impl Metrics {
             let fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
             fleet.fill(registry, audit_queue_depth, Instant::now());
             families.extend(fleet.collect());
+        }
+        if let Some(feed) = &self.change_feed {
+            families.extend(change_feed_families(feed.reading()));
         }
         encode(families)
     }
