@@ -230,7 +230,8 @@ impl Store {
             schema: Arc::from(schema.as_str()),
             origin: changes::new_origin(),
         };
-        SessionBackend::postgres(pool, &schema)?.migrate().await?;
+        // The session table comes with the migrations (0007); this checks the schema's name.
+        SessionBackend::postgres(pool, &schema)?;
         Ok(store)
     }
 
@@ -554,6 +555,27 @@ mod tests {
             .ping()
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn replicas_starting_together_share_one_schema_and_its_sessions() {
+        use tower_sessions::session::{Id, Record};
+        use tower_sessions::session_store::SessionStore;
+        let schema = test_support::PgSchema::create().await;
+        let url = schema.url();
+        let (a, b) = tokio::join!(Store::open(&url), Store::open(&url));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut record = Record {
+            id: Id::default(),
+            data: [("user".to_string(), serde_json::json!(7))].into(),
+            expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
+                + tower_sessions::cookie::time::Duration::hours(1),
+        };
+        a.session_backend().create(&mut record).await.unwrap();
+        let seen = b.session_backend().load(&record.id).await.unwrap();
+        assert_eq!(seen.map(|r| r.data), Some(record.data.clone()));
+        b.session_backend().delete(&record.id).await.unwrap();
+        assert_eq!(a.session_backend().load(&record.id).await.unwrap(), None);
     }
 
     #[tokio::test]
