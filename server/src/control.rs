@@ -6,7 +6,7 @@ use crate::access::{LoginThrottle, UserDirectory, UserError, password};
 use crate::cluster::ChangeFeed;
 use crate::gateway::breaker::Transition;
 use crate::gateway::record::Outcome;
-use crate::registry::{FleetEvent, Instance, Registry, ServerEntry};
+use crate::registry::{AdminState, FleetEvent, Instance, Registry, ServerEntry};
 use crate::store::{
     AdminAction, Backend, FleetInstanceRecord, Store, StoreChange, StoreError, UserRecord,
 };
@@ -86,9 +86,10 @@ impl FleetControl {
     }
 
     /// After an operator changed an instance: the audit row (with the admin state to persist,
-    /// in one transaction, when `persist` says so), the event and the log line. The change
-    /// already applies in memory; if it cannot be recorded the operator is told so (the
-    /// state shown afterwards is the real one).
+    /// in one transaction, when `persist` says so), the event and the log line. An admin
+    /// state that cannot be stored is undone: the other replicas would never see it, and this
+    /// one would lose it at its next reload. A breaker reset cannot be undone; the operator
+    /// is told it was applied but not recorded.
     async fn changed(
         &self,
         actor: &SessionUser,
@@ -97,49 +98,57 @@ impl FleetControl {
         (before, after): (&str, &str),
         persist: Persist,
     ) -> Result<(), AppError> {
-        self.registry.publish(FleetEvent::Instance {
-            server: instance.server.clone(),
-            instance: instance.id.clone(),
-        });
-        tracing::info!(
-            actor = %actor.username,
-            action,
-            instance = %instance.id,
-            server = %instance.server,
-            before,
-            after,
-            "operator action"
-        );
         let row = AdminAction::new(&actor.username, action, &instance.id)
             .before(before)
             .after(after);
         let recorded = match persist {
-            Persist::AdminState => self.store.set_admin_state(&instance.id, after, &row).await,
+            Persist::AdminState { .. } => {
+                self.store.set_admin_state(&instance.id, after, &row).await
+            }
             Persist::AuditOnly => self.store.record_admin_action(&row).await,
         };
-        recorded.map_err(|error| {
-            tracing::error!(
-                %error,
-                actor = %actor.username,
-                action,
-                instance = %instance.id,
-                before,
-                after,
-                "operator action applied but not recorded (audit row, persisted state)"
-            );
-            AppError::Internal(format!(
-                "{action} of {} was applied, but could not be recorded (audit, persisted state); see the server log",
-                instance.id
-            ))
-        })
+        self.registry.publish(FleetEvent::Instance {
+            server: instance.server.clone(),
+            instance: instance.id.clone(),
+        });
+        match (recorded, persist) {
+            (Ok(()), _) => {
+                tracing::info!(
+                    actor = %actor.username,
+                    action,
+                    instance = %instance.id,
+                    server = %instance.server,
+                    before,
+                    after,
+                    "operator action"
+                );
+                Ok(())
+            }
+            (Err(error), Persist::AdminState { undo }) => {
+                instance.restore_admin_state(undo);
+                tracing::error!(%error, actor = %actor.username, action, instance = %instance.id, "operator action not applied: its admin state could not be stored");
+                Err(AppError::Internal(format!(
+                    "{action} of {} was not applied: the database did not store it; see the server log",
+                    instance.id
+                )))
+            }
+            (Err(error), Persist::AuditOnly) => {
+                tracing::error!(%error, actor = %actor.username, action, instance = %instance.id, before, after, "operator action applied but not recorded (audit row)");
+                Err(AppError::Internal(format!(
+                    "{action} of {} was applied, but could not be recorded in the audit log; see the server log",
+                    instance.id
+                )))
+            }
+        }
     }
 }
 
 /// What an operator action writes besides its audit row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Persist {
-    /// The instance's new admin state, so that it survives a restart.
-    AdminState,
+    /// The instance's new admin state, so that it survives a restart and reaches the other
+    /// replicas; `undo` is the state to go back to if it cannot be stored.
+    AdminState { undo: AdminState },
     /// Nothing: the change lives in this replica's memory (e.g. a breaker).
     AuditOnly,
 }
@@ -488,6 +497,8 @@ impl ControlPlane for FleetControl {
         id: &str,
     ) -> Result<InstanceView, AppError> {
         let (server, instance) = self.find_instance(id)?;
+        // Stored and applied as one turn: another replica's change is applied before or after.
+        let _turn = self.registry.fleet_change_turn().await;
         let (before, after) = instance.drain();
         if before != after {
             self.changed(
@@ -495,7 +506,7 @@ impl ControlPlane for FleetControl {
                 "instance.drain",
                 &instance,
                 (before.as_str(), after.as_str()),
-                Persist::AdminState,
+                Persist::AdminState { undo: before },
             )
             .await?;
         } else {
@@ -510,6 +521,8 @@ impl ControlPlane for FleetControl {
         id: &str,
     ) -> Result<InstanceView, AppError> {
         let (server, instance) = self.find_instance(id)?;
+        // Stored and applied as one turn: another replica's change is applied before or after.
+        let _turn = self.registry.fleet_change_turn().await;
         let (before, after) = instance.undrain();
         if before != after {
             self.changed(
@@ -517,7 +530,7 @@ impl ControlPlane for FleetControl {
                 "instance.undrain",
                 &instance,
                 (before.as_str(), after.as_str()),
-                Persist::AdminState,
+                Persist::AdminState { undo: before },
             )
             .await?;
         } else {
@@ -571,6 +584,7 @@ impl ControlPlane for FleetControl {
             return Err(AppError::Conflict(format!("instance {id} already exists")));
         }
         // Stored first: an instance the store refused must not be routed to.
+        let _turn = self.registry.fleet_change_turn().await;
         let record = FleetInstanceRecord {
             id: id.to_string(),
             server: server.to_string(),
@@ -585,21 +599,16 @@ impl ControlPlane for FleetControl {
                 StoreError::Conflict(why) => AppError::Conflict(why),
                 other => store_failure(other),
             })?;
-        let instance = match self.registry.add_instance(
-            server,
-            id,
-            Endpoint::Http {
-                url: url.to_string(),
-            },
-        ) {
-            Ok(instance) => instance,
-            // The change feed may have applied this very change from the store first.
-            Err(why) => self
-                .registry
-                .instance(id)
-                .map(|(_, instance)| instance)
-                .ok_or(AppError::Conflict(why))?,
-        };
+        let instance = self
+            .registry
+            .add_instance(
+                server,
+                id,
+                Endpoint::Http {
+                    url: url.to_string(),
+                },
+            )
+            .map_err(AppError::Conflict)?;
         tracing::info!(actor = %actor.username, server, instance = id, url, "instance added");
         let (entry, _) = self.find_instance(id)?;
         Ok(instance_view(&entry, &instance, Instant::now()))
@@ -612,6 +621,7 @@ impl ControlPlane for FleetControl {
                 "{id} is declared in the fleet file: remove it there (or drain it)"
             )));
         }
+        let _turn = self.registry.fleet_change_turn().await;
         self.store
             .remove_fleet_instance(id, &actor.username)
             .await
@@ -1123,6 +1133,27 @@ breaker = { failures = 2 }
                     Some("drained")
                 ),
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_drain_the_database_does_not_store_is_undone_and_refused() {
+        let (control, registry, _dir) = control().await;
+        control
+            .store
+            .execute_sql_for_test("DROP TABLE instance_admin_state")
+            .await
+            .unwrap();
+        let err = control
+            .drain_instance(&olga(), "search-1")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("was not applied"), "{err}");
+        let (_, instance) = registry.instance("search-1").unwrap();
+        assert_eq!(
+            instance.admin_state(),
+            AdminState::Active,
+            "still routed to"
         );
     }
 

@@ -283,6 +283,10 @@ impl AccessControl {
         }
         if changed {
             self.reload().await?;
+        } else {
+            // Another replica starting at the same time may have imported the same file after
+            // this one loaded: what is stored now is what this one must serve.
+            self.reload_if_changed().await?;
         }
         Ok(())
     }

@@ -32,6 +32,7 @@ pub async fn apply_stored_fleet(
     registry: &Registry,
     store: &Store,
 ) -> Result<FleetSyncReport, StoreError> {
+    let _turn = registry.fleet_change_turn().await;
     let stored = store.fleet_instances().await?;
     let admin_states: HashMap<String, String> = store.admin_states().await?.into_iter().collect();
     let mut report = FleetSyncReport::default();

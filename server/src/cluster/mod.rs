@@ -23,7 +23,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How this replica follows the others, for the dashboard and `/metrics`.
 #[derive(Debug, Default)]
 pub struct ChangeFeed {
-    /// Following the database's changes (never on SQLite: there is no other process).
+    /// Listening to the database's changes now (never on SQLite: there is no other process;
+    /// not while the listener reconnects).
     following: AtomicBool,
     /// Changes from other processes applied.
     applied: AtomicU64,
@@ -120,7 +121,9 @@ pub async fn follow_changes(
                     feed.last_applied_ms.store(now_ms(), Ordering::Relaxed);
                 }
             }
+            Some(ListenEvent::Lost) => feed.following.store(false, Ordering::Relaxed),
             Some(ListenEvent::Reconnected) => {
+                feed.following.store(true, Ordering::Relaxed);
                 feed.resyncs.fetch_add(1, Ordering::Relaxed);
                 // Invalidations may have been missed: cached results may be stale.
                 invalidate(&replica.registry, None, None).await;

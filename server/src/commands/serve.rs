@@ -88,6 +88,12 @@ pub async fn run_fleet(
             shutdown.cancel();
         }
     });
+    // Listening starts before anything is read from the store: a change committed while
+    // this replica loads is heard (and applied again, harmlessly) rather than missed.
+    let changes = store
+        .listen()
+        .await
+        .context("listening to the other replicas' changes")?;
     let registry = Registry::from_fleet(&fleet);
     // What operators changed while running: instances they added, admin states.
     cluster::apply_stored_fleet(&registry, &store)
@@ -126,11 +132,6 @@ pub async fn run_fleet(
     };
     let series = Arc::new(SeriesBook::new());
     let feed = Arc::new(ChangeFeed::default());
-    // Listening starts before serving, so no change committed after this point is missed.
-    let changes = store
-        .listen()
-        .await
-        .context("listening to the other replicas' changes")?;
     let control = Arc::new(
         FleetControl::new(
             store.clone(),

@@ -220,6 +220,10 @@ pub enum FleetEvent {
 pub struct Registry {
     servers: RwLock<BTreeMap<String, Arc<ServerEntry>>>,
     events: broadcast::Sender<FleetEvent>,
+    /// Held across "store the fleet change + apply it in memory" (an operator here) and
+    /// "read the stored fleet + apply it" (another replica's change), so neither undoes
+    /// the other half-way.
+    fleet_changes: tokio::sync::Mutex<()>,
 }
 
 /// Split `<server>__<tool>` into its parts.
@@ -240,7 +244,14 @@ impl Registry {
         Arc::new(Registry {
             servers: RwLock::new(servers),
             events,
+            fleet_changes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Takes the turn to change the fleet's admin states or runtime instances (see
+    /// `fleet_changes`); the change is made while the guard lives.
+    pub async fn fleet_change_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.fleet_changes.lock().await
     }
 
     /// Every server, by name.

@@ -8,7 +8,7 @@
 
 use super::admin_audit::{AdminAction, InsertAudit};
 use super::changes::Announce;
-use super::{Store, StoreChange, StoreError, impl_for_connections, now_ms, on_pool};
+use super::{SnapshotReads, Store, StoreChange, StoreError, impl_for_connections, now_ms, on_pool};
 use app::wire::{Decision, Tier};
 
 /// The actor of changes made by importing the fleet file.
@@ -293,6 +293,7 @@ impl Store {
     pub async fn load_access(&self) -> Result<AccessRecords, StoreError> {
         let (revision, assistant_rows, key_rows, permission_rows) = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            tx.snapshot_reads().await?;
             let (revision,): (i64,) =
                 sqlx::query_as("SELECT revision FROM access_revision WHERE id = 1")
                     .fetch_one(&mut *tx)
@@ -674,9 +675,13 @@ impl Store {
         if uses.is_empty() {
             return Ok(());
         }
+        // In key order: replicas updating the same keys lock their rows in the same order,
+        // so they wait for each other instead of deadlocking.
+        let mut uses = uses.to_vec();
+        uses.sort_unstable();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for (key_id, at_ms) in uses {
+            for (key_id, at_ms) in &uses {
                 sqlx::query(
                     "UPDATE api_keys SET last_used_at_ms = $1 WHERE id = $2 \
                      AND (last_used_at_ms IS NULL OR last_used_at_ms < $1)",

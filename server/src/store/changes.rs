@@ -50,10 +50,18 @@ pub enum ListenEvent {
         /// Made by this process (it applied it already).
         own: bool,
     },
+    /// The connection was lost (or stopped answering); reconnecting follows.
+    Lost,
     /// The connection was lost and is listening again: changes may have been missed, so
     /// everything must be reloaded.
     Reconnected,
 }
+
+/// How long a listener may hear nothing before it checks that its connection still
+/// answers: a half-open TCP connection (a failover, a NAT timeout) never reports an error.
+const QUIET_CHECK_AFTER: Duration = Duration::from_secs(30);
+/// How long that check may take before the connection is given up.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A process id for notifications: tells a replica its own changes from others'.
 pub(super) fn new_origin() -> Arc<str> {
@@ -143,8 +151,9 @@ pub struct ChangeListener {
 }
 
 impl ChangeListener {
-    /// The next change, or [`ListenEvent::Reconnected`] after a lost connection is listening
-    /// again. Reconnects forever (backing off to 5 s), logging each failure.
+    /// The next change; [`ListenEvent::Lost`] when the connection drops or stops answering,
+    /// and [`ListenEvent::Reconnected`] once it listens again. Reconnects forever (backing
+    /// off to 5 s), logging each failure.
     pub async fn next(&mut self) -> ListenEvent {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -163,7 +172,25 @@ impl ChangeListener {
                     }
                 }
             };
-            match listener.try_recv().await {
+            let received = match tokio::time::timeout(QUIET_CHECK_AFTER, listener.try_recv()).await
+            {
+                Ok(received) => received,
+                Err(_quiet) => {
+                    let check = sqlx::query("SELECT 1").execute(&mut *listener);
+                    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "change listener's connection failed its check")
+                        }
+                        Err(_) => tracing::warn!(
+                            "change listener's connection did not answer its check in {CHECK_TIMEOUT:?}"
+                        ),
+                    }
+                    self.listener = None;
+                    return ListenEvent::Lost;
+                }
+            };
+            match received {
                 Ok(Some(notification)) => {
                     match serde_json::from_str::<Envelope>(notification.payload()) {
                         Ok(envelope) => {
@@ -187,6 +214,7 @@ impl ChangeListener {
                 Err(error) => {
                     tracing::warn!(%error, "change listener lost its connection");
                     self.listener = None;
+                    return ListenEvent::Lost;
                 }
             }
         }

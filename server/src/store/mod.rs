@@ -136,6 +136,28 @@ macro_rules! impl_for_connections {
 }
 pub(crate) use impl_for_connections;
 
+/// Makes an open transaction's reads one consistent snapshot: SQLite's read transactions
+/// already are; PostgreSQL's default (READ COMMITTED) gives each statement its own.
+pub(crate) trait SnapshotReads {
+    /// Must be the transaction's first statement.
+    async fn snapshot_reads(&mut self) -> Result<(), sqlx::Error>;
+}
+
+impl SnapshotReads for sqlx::SqliteConnection {
+    async fn snapshot_reads(&mut self) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl SnapshotReads for sqlx::PgConnection {
+    async fn snapshot_reads(&mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+}
+
 /// The store: users, sessions, access, the audit logs, the fleet's persisted state,
 /// telemetry.
 #[derive(Clone, Debug)]

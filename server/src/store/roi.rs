@@ -3,7 +3,7 @@
 //! transaction as the change.
 
 use super::admin_audit::{AdminAction, InsertAudit};
-use super::{Store, StoreError, impl_for_connections, now_ms, on_pool};
+use super::{SnapshotReads, Store, StoreError, impl_for_connections, now_ms, on_pool};
 use app::wire::{RoiInputs, ToolMinutes};
 
 /// Calls of one tool with a given outcome in a time range.
@@ -131,6 +131,7 @@ impl Store {
         let (rows, minutes): (Vec<InputsRow>, Vec<(String, String, f64)>) =
             on_pool!(self, |pool| {
                 let mut tx = pool.begin().await?;
+                tx.snapshot_reads().await?;
                 let rows = sqlx::query_as(&format!(
                     "SELECT {INPUT_COLUMNS} FROM roi_inputs ORDER BY server"
                 ))

@@ -5,7 +5,7 @@
 //! Filters become fixed SQL fragments with numbered placeholders; user text is only ever a
 //! bound parameter.
 
-use super::{Store, StoreError, on_pool};
+use super::{SnapshotReads, Store, StoreError, on_pool};
 use crate::gateway::record::{CallRecord, Outcome};
 use app::wire::{AdminActionEntry, AuditKind, AuditQuery, ToolCallEntry};
 
@@ -406,8 +406,9 @@ impl Store {
             filter.where_sql()
         );
         let (rows, total): (Vec<R>, i64) = on_pool!(self, |pool| {
-            // One read transaction: the total and the page see the same rows.
+            // One read snapshot: the total and the page see the same rows.
             let mut tx = pool.begin().await?;
+            tx.snapshot_reads().await?;
             let total: i64 =
                 bind_params!(sqlx::query_scalar(&count_sql), &filter.params[..counted])
                     .fetch_one(&mut *tx)

@@ -159,6 +159,12 @@ impl Store {
         let now = now_ms();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // Lock the admins first (SQLite: its write lock; PostgreSQL: their rows), so that
+            // two replicas demoting two different admins run one after the other and the
+            // second one's count sees the first: the last admin can never be demoted.
+            sqlx::query("UPDATE users SET updated_at_ms = updated_at_ms WHERE role = 'admin'")
+                .execute(&mut *tx)
+                .await?;
             let before: Option<(String,)> =
                 sqlx::query_as("SELECT role FROM users WHERE username = $1")
                     .bind(username)
