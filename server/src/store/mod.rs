@@ -334,21 +334,36 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// A database URL fit for messages and logs: the password, if any, replaced by `…`.
+/// A database URL fit for messages and logs: a password, in the user part or as the
+/// `password` query parameter, replaced by `…`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             let hidden = if userinfo.contains(':') { ":…" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
+            format!("{user}{hidden}@{host}")
         }
-        None => url.to_string(),
-    }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=…"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Now, in Unix milliseconds: the store's one representation of time.
@@ -631,6 +646,10 @@ mod tests {
             "postgres://u:…@h:5432/d?x=1"
         );
         assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            redact_url("postgres://u@h/d?password=p&sslmode=require"),
+            "postgres://u@h/d?password=…&sslmode=require"
+        );
         assert_eq!(
             redact_url("sqlite:///var/lib/x.db"),
             "sqlite:///var/lib/x.db"
