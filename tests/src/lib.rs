@@ -1,5 +1,12 @@
 //! Helpers for the cross-process tests: start the real `fleetdeck` binary on a free
-//! loopback port with its own data dir, and stop it again.
+//! loopback port with its own data dir, and stop it again; a PostgreSQL schema per test
+//! and a round-robin proxy for tests of several replicas.
+
+pub mod balancer;
+pub mod postgres;
+
+pub use balancer::Balancer;
+pub use postgres::PgSchema;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
