@@ -34,6 +34,12 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WASM_BINDGEN_VERSION}\$"; 
 fi
 
 if [ "$want" = test ]; then
+  # The store's tests and the replica tests need PostgreSQL: say so now, not after the build.
+  pg_url="${FLEETDECK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  if command -v pg_isready >/dev/null && ! pg_isready -q -d "$pg_url"; then
+    say "PostgreSQL does not answer at $pg_url: make test needs it (or set FLEETDECK_TEST_POSTGRES_URL)"
+    exit 1
+  fi
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's chromium for the end-to-end tests"
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -49,7 +49,7 @@ pub async fn run_fleet(
     fleet: FleetFile,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> anyhow::Result<()> {
-    let store = Store::open(database_url).await?;
+    let store = Store::open_with(database_url, args.database_max_connections).await?;
     tracing::info!(backend = store.backend().as_str(), "store ready");
 
     let users = UserDirectory::new(store.clone());

@@ -158,6 +158,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETDECK_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Connections this replica keeps to PostgreSQL at most, one of them listening for the
+    /// other replicas' changes; SQLite ignores it.
+    #[arg(long, env = "FLEETDECK_DATABASE_MAX_CONNECTIONS", default_value_t = crate::store::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_max_connections: u32,
+
     /// Host names (or host:port) the MCP endpoint accepts besides loopback, e.g. the public
     /// name behind a proxy; comma-separated in the environment.
     #[arg(
@@ -345,6 +350,10 @@ mod tests {
         }
         let err =
             Cli::try_parse_from(["fleetdeck", "serve", "--trace-retention-days", "0"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        // A pool of one would leave no connection beside the change listener.
+        let err = Cli::try_parse_from(["fleetdeck", "serve", "--database-max-connections", "1"])
+            .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
     }
 

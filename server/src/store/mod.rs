@@ -170,6 +170,9 @@ pub struct Store {
     origin: Arc<str>,
 }
 
+/// PostgreSQL connections a store keeps at most, unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
 /// The file name of the SQLite database inside the data dir.
 pub const SQLITE_FILE: &str = "fleetdeck.db";
 
@@ -185,8 +188,14 @@ impl Store {
     /// A SQLite file that is not a database, or a data dir that cannot be used, is refused
     /// before anything is written.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// [`Store::open`], with at most `max_connections` PostgreSQL connections in the pool
+    /// (SQLite keeps its own small pool: it has one writer anyway).
+    pub async fn open_with(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Store::open_postgres(url).await;
+            return Store::open_postgres(url, max_connections).await;
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -227,14 +236,14 @@ impl Store {
     /// current schema: `public`, or the first of a `search_path` given in the URL's libpq
     /// `options` (`?options=-c%20search_path%3Dfleetdeck`). Replicas starting together
     /// migrate one at a time (sqlx holds an advisory lock while it migrates).
-    async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+    async fn open_postgres(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         let open_error = |source| StoreError::Open {
             url: redact_url(url),
             source,
         };
         let options = PgConnectOptions::from_str(url).map_err(open_error)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
