@@ -24,7 +24,10 @@ fi
 if ! cargo leptos --version 2>/dev/null | grep -q " ${CARGO_LEPTOS_VERSION}\$"; then
   say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (15-25 minutes on 2 cores)"
   # no_downloads: use tools from PATH instead of fetching binaries (this network has none).
-  cargo install "cargo-leptos@${CARGO_LEPTOS_VERSION}" --locked --features no_downloads
+  # Its own release profile asks for fat LTO in one codegen unit, most of the install time
+  # on 2 cores; a build tool needs neither (profile settings from the environment win).
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    cargo install "cargo-leptos@${CARGO_LEPTOS_VERSION}" --locked --features no_downloads
 fi
 
 if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WASM_BINDGEN_VERSION}\$"; then

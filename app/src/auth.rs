@@ -14,16 +14,13 @@ pub async fn login(
 ) -> Result<(), AppError> {
     use self::ssr::*;
     respond(async move {
-        let user = control()?
+        let stamp = control()?
             .login(username.trim(), &password, client_ip().await)
             .await?;
         let session = session().await?;
         // A fresh id on login, so that a session id planted before login is worthless.
         session.cycle_id().await.map_err(internal)?;
-        session
-            .insert(USER_ID_KEY, user.id)
-            .await
-            .map_err(internal)?;
+        stamp_session(&session, stamp).await?;
         leptos_axum::redirect(local_redirect_target(next.as_deref()));
         Ok(())
     })
@@ -68,7 +65,10 @@ pub fn local_redirect_target(next: Option<&str>) -> &str {
 /// Server-side helpers for server functions: the session, the acting user, role checks.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use crate::control::SharedControlPlane;
+    pub use crate::control::{
+        AccessPlane, AuditPlane, FleetPlane, RoiPlane, SessionStamp, SharedControlPlane,
+        TelemetryPlane, UsersPlane,
+    };
     use crate::error::AppError;
     use crate::wire::{Role, SessionUser};
     use leptos::prelude::*;
@@ -77,6 +77,14 @@ pub mod ssr {
 
     /// The session key holding the logged-in user's id.
     pub const USER_ID_KEY: &str = "user_id";
+
+    /// The session key holding the user's session epoch at login (see [`SessionStamp`]).
+    pub const SESSION_EPOCH_KEY: &str = "session_epoch";
+
+    /// The client's address as the server determined it (the TCP peer, or what a trusted
+    /// proxy forwarded), put into the request's extensions before the app runs.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ClientAddress(pub IpAddr);
 
     /// The control plane the server provided as context.
     pub fn control() -> Result<SharedControlPlane, AppError> {
@@ -91,26 +99,68 @@ pub mod ssr {
             .map_err(|e| AppError::Internal(format!("no session on this request: {e}")))
     }
 
-    /// The client's address, for login throttling.
+    /// The client's address, for login throttling: the server's [`ClientAddress`], else
+    /// the TCP peer.
     pub async fn client_ip() -> Option<IpAddr> {
+        if let Ok(axum::Extension(ClientAddress(address))) =
+            leptos_axum::extract::<axum::Extension<ClientAddress>>().await
+        {
+            return Some(address);
+        }
         leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
             .await
             .ok()
             .map(|info| info.0.ip())
     }
 
-    /// The logged-in user, fresh from the store (role changes and deletions apply at once).
-    pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
-        let session = session().await?;
-        let Some(id) = session.get::<i64>(USER_ID_KEY).await.map_err(internal)? else {
+    /// The stamp a session carries, if someone logged in with it. Sessions from before
+    /// session epochs existed carry none and count as epoch 0.
+    pub async fn session_stamp(
+        session: &Session,
+    ) -> Result<Option<SessionStamp>, tower_sessions::session::Error> {
+        let Some(user_id) = session.get::<i64>(USER_ID_KEY).await? else {
             return Ok(None);
         };
-        let user = control()?.session_user(id).await?;
-        if user.is_none() {
-            // The user was deleted: the session is worthless.
-            session.flush().await.map_err(internal)?;
+        let epoch = session.get::<i64>(SESSION_EPOCH_KEY).await?.unwrap_or(0);
+        Ok(Some(SessionStamp { user_id, epoch }))
+    }
+
+    /// Writes `stamp` into `session` (at login, or after the user changed their own
+    /// account, so that this session lives on while the user's others end).
+    pub async fn stamp_session(session: &Session, stamp: SessionStamp) -> Result<(), AppError> {
+        session
+            .insert(USER_ID_KEY, stamp.user_id)
+            .await
+            .map_err(internal)?;
+        session
+            .insert(SESSION_EPOCH_KEY, stamp.epoch)
+            .await
+            .map_err(internal)
+    }
+
+    /// After a change to `stamp`'s user made by `actor`: when the actor changed their own
+    /// account, re-stamps the session they act from, so only their other sessions end.
+    pub async fn keep_own_session(
+        actor: &SessionUser,
+        stamp: SessionStamp,
+    ) -> Result<(), AppError> {
+        if stamp.user_id == actor.id {
+            stamp_session(&session().await?, stamp).await?;
         }
-        Ok(user)
+        Ok(())
+    }
+
+    /// The logged-in user, fresh from the store (role changes, disabling, deletions and
+    /// revoked sessions apply at once).
+    pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
+        let session = session().await?;
+        let Some(stamp) = session_stamp(&session).await.map_err(internal)? else {
+            return Ok(None);
+        };
+        // A session no longer valid is not flushed here but left to expire: a concurrent
+        // request of the same session may be re-stamping it (its user just changed their
+        // own password), and a flush would make the browser drop the cookie it keeps.
+        control()?.session_user(stamp).await
     }
 
     /// The logged-in user if their role allows `need`; the refusal otherwise.

@@ -25,9 +25,9 @@ use leptos_router::path;
 use crate::components::layout::Layout;
 use crate::pages::traces::{TracePage, TracesPage};
 use crate::pages::{
-    assistants::AssistantsPage, audit::AuditLogPage, breakers::BreakersPage, caches::CachesPage,
-    fleet::FleetPage, login::LoginPage, not_found::NotFound, overview::OverviewPage,
-    permissions::PermissionsPage, tools::ToolsPage, users::UsersPage,
+    account::AccountPage, assistants::AssistantsPage, audit::AuditLogPage, breakers::BreakersPage,
+    caches::CachesPage, fleet::FleetPage, login::LoginPage, not_found::NotFound,
+    overview::OverviewPage, permissions::PermissionsPage, tools::ToolsPage, users::UsersPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("audit") view=AuditLogPage />
                     <Route path=path!("roi") view=crate::pages::roi::RoiPage />
                     <Route path=path!("users") view=UsersPage />
+                    <Route path=path!("account") view=AccountPage />
                 </ParentRoute>
             </Routes>
         </Router>

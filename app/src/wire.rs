@@ -86,6 +86,8 @@ pub struct UserSummary {
     pub created_at_ms: i64,
     /// When the user's role or password last changed (Unix ms).
     pub updated_at_ms: i64,
+    /// Whether an admin disabled the login (it cannot log in).
+    pub disabled: bool,
 }
 
 /// A password the server generated, shown once to the admin who asked for it.
@@ -627,6 +629,20 @@ pub struct ToolCallEntry {
     pub error: Option<String>,
 }
 
+/// The lowest role that may read recorded tool arguments (viewers see the digest only).
+pub const READS_RECORDED_ARGUMENTS: Role = Role::Operator;
+
+impl ToolCallEntry {
+    /// The entry as `reader` may see it: recorded arguments removed below
+    /// [`READS_RECORDED_ARGUMENTS`] (the digest stays, so equal arguments still show).
+    pub fn for_reader(mut self, reader: Role) -> Self {
+        if !reader.allows(READS_RECORDED_ARGUMENTS) {
+            self.arguments = None;
+        }
+        self
+    }
+}
+
 /// One page of an audit query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditPage {
@@ -797,6 +813,32 @@ mod tests {
             "Admin".parse::<Role>().is_err(),
             "role names are case-sensitive"
         );
+    }
+
+    #[test]
+    fn recorded_arguments_reach_operators_and_admins_only() {
+        let call = ToolCallEntry {
+            id: 1,
+            at_ms: 0,
+            assistant: "bot".into(),
+            server: "db".into(),
+            tool: "sql_select".into(),
+            instance: None,
+            outcome: "ok".into(),
+            cache_hit: false,
+            duration_ms: 1.0,
+            attempts: 1,
+            trace_id: None,
+            args_digest: "abc123".into(),
+            arguments: Some(r#"{"sql":"select 1"}"#.into()),
+            error: None,
+        };
+        let viewed = call.clone().for_reader(Role::Viewer);
+        assert_eq!(viewed.arguments, None);
+        assert_eq!(viewed.args_digest, "abc123");
+        for reader in [Role::Operator, Role::Admin] {
+            assert_eq!(call.clone().for_reader(reader), call);
+        }
     }
 
     #[test]

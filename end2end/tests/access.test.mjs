@@ -21,7 +21,7 @@ import {
 } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e access admin password";
-const KEY = "access-e2e-key-0123456789";
+const KEY = "access-e2e-key-0123456789-abcdefghij";
 
 let reference;
 let fleetDir;

@@ -18,7 +18,7 @@ import { startFleetdeck, launchChromium, watchErrors, hydrated, logIn } from "..
 const ADMIN_PASSWORD = "e2e fleet admin password";
 const end2end = resolve(import.meta.dirname, "..");
 const everything = join(end2end, "node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-const KEY = "fleet-e2e-key-0123456789";
+const KEY = "fleet-e2e-key-0123456789-abcdefghijk";
 const HTTP = "everything-http";
 const STDIO = "everything-stdio";
 

@@ -9,7 +9,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { startFleetdeck, startReferenceServer } from "../support/harness.mjs";
 
-const KEY = "interop-key-0123456789abcdef";
+const KEY = "interop-key-0123456789abcdef-abcdefg";
 let reference;
 let server;
 

@@ -22,7 +22,7 @@ import {
 } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e roi admin password";
-const KEY = "roi-e2e-key-0123456789";
+const KEY = "roi-e2e-key-0123456789-abcdefghijklm";
 const DAYS_PER_MONTH = 30.44;
 const ECHO_CALLS = 4;
 const SUM_CALLS = 2;

@@ -20,7 +20,7 @@ import {
 } from "../support/harness.mjs";
 
 const ADMIN_PASSWORD = "e2e traces admin password";
-const KEY = "traces-e2e-key-0123456789";
+const KEY = "traces-e2e-key-0123456789-abcdefghij";
 
 let reference;
 let fleetDir;
@@ -133,7 +133,7 @@ test("a retried call shows two attempts in its waterfall, the first failed", asy
   assert.match(await attempts.nth(0).locator("[data-testid=span-label]").textContent(), /everything-dead · breaker \w+/);
   assert.match(await attempts.nth(1).locator("[data-testid=span-label]").textContent(), /everything-live/);
   // The failed row is drawn red.
-  const barColor = await attempts.nth(0).locator(".span-bar").evaluate((el) => getComputedStyle(el).backgroundColor);
+  const barColor = await attempts.nth(0).locator(".span-bar").evaluate((el) => getComputedStyle(el).fill);
   assert.equal(barColor, "rgb(248, 81, 73)");
   // Opening the failed attempt shows its error and the logged retry.
   await attempts.nth(0).locator("summary").click();

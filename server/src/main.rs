@@ -10,6 +10,7 @@ mod demo;
 mod gateway;
 mod registry;
 mod roi;
+mod sanitize;
 mod store;
 mod telemetry;
 mod upstream;
@@ -19,7 +20,17 @@ use clap::Parser;
 use config::{Cli, Command};
 use std::process::ExitCode;
 
+/// Allocations at least this large are mapped on their own and returned to the system when
+/// freed (glibc's default threshold rises with the largest block freed, after which
+/// request bodies of megabytes stay resident in its heap long after the request).
+const MMAP_THRESHOLD_BYTES: i32 = 1024 * 1024;
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+    }
     let cli = Cli::parse();
     telemetry::logging::init(cli.log_format);
     // Upstream https uses rustls with the ring provider (no C toolchain beyond cc needed).

@@ -68,6 +68,11 @@ pub struct ServeOptions<'a> {
 impl Fleetdeck {
     /// Starts `fleetdeck serve` and waits until it listens (at most 60 s).
     pub async fn start(options: ServeOptions<'_>) -> Fleetdeck {
+        Self::start_with_env(options, &[]).await
+    }
+
+    /// [`Fleetdeck::start`] with these variables added to the server's environment.
+    pub async fn start_with_env(options: ServeOptions<'_>, env: &[(&str, &str)]) -> Fleetdeck {
         install_crypto();
         let mut command = Command::new(fleetdeck_bin());
         command
@@ -84,6 +89,7 @@ impl Fleetdeck {
             Some(password) => command.env("FLEETDECK_ADMIN_PASSWORD", password),
             None => command.env_remove("FLEETDECK_ADMIN_PASSWORD"),
         };
+        command.envs(env.iter().copied());
         let mut child = command.spawn().expect("spawn fleetdeck");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -124,6 +130,26 @@ impl Fleetdeck {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running server")
+    }
+
+    /// The server's resident memory now, in bytes (Linux: `VmRSS` of /proc/<pid>/status).
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// The server's log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -145,6 +171,23 @@ impl Fleetdeck {
             }
         }
     }
+}
+
+/// The hostile MCP server of this package (`src/bin/hostile_mcp.rs`), built beside the
+/// tests by `cargo test`.
+pub fn hostile_mcp_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("hostile-mcp");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with cargo test",
+        bin.display()
+    );
+    bin
 }
 
 /// The loopback address with a free port chosen by the OS.
@@ -452,4 +495,31 @@ pub async fn server_fn(
     assert!(status.is_success(), "/api/{endpoint}: {status} {body}");
     serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("/api/{endpoint} is not JSON ({e}): {body}"))
+}
+
+/// Calls a server function with form arguments and a dashboard session: its status and
+/// body, whatever they are (for refusals as much as for successes).
+pub async fn server_fn_form(
+    client: &reqwest::Client,
+    server: &Fleetdeck,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> (reqwest::StatusCode, String) {
+    let response = client
+        .post(server.url(&format!("/api/{endpoint}")))
+        .form(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/{endpoint}: {e}"));
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
+
+/// A connection to the SQLite store of a server whose data dir is `dir` (for tests that
+/// read what was stored, or plant what a hostile database row would hold).
+pub async fn sqlite_store(dir: &Path) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}?mode=rw", dir.join("fleetdeck.db").display());
+    sqlx::SqlitePool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"))
 }

@@ -12,9 +12,9 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-const READER_KEY: &str = "reader-key-0123456789abcdef";
-const DEV_KEY: &str = "developer-key-0123456789abcdef";
-const BOSS_KEY: &str = "admin-key-0123456789abcdef";
+const READER_KEY: &str = "reader-key-0123456789abcdef-abcdefgh";
+const DEV_KEY: &str = "developer-key-0123456789abcdef-abcde";
+const BOSS_KEY: &str = "admin-key-0123456789abcdef-abcdefghi";
 const ADMIN_PASSWORD: &str = "access test password";
 
 /// Two demo servers (files, search) and three assistants, one per tier; the admin tier's

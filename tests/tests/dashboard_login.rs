@@ -233,7 +233,12 @@ async fn login_roles_csrf_and_sessions_across_a_restart() {
             ("vera".to_string(), "operator".to_string())
         ]
     );
-    // The role change applies to vera's live session at once.
+    // The role change ends vera's session at once; logged in again, she is an operator.
+    assert_eq!(me(&vera, &server).await, Value::Null);
+    assert_eq!(
+        login(&vera, &server, "vera", &vera_password).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(me(&vera, &server).await["role"], "operator");
 
     // Password guessing against one user is throttled.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const KEY: &str = "operator-test-key-0123456789";
+const KEY: &str = "operator-test-key-0123456789-abcdefg";
 const ADMIN_PASSWORD: &str = "operator test password";
 
 async fn start(dir: &std::path::Path, fleet: String) -> (Fleetdeck, Client) {

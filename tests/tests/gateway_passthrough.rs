@@ -7,7 +7,7 @@ use rmcp::service::PeerRequestOptions;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const KEY: &str = "passthrough-key-0123456789";
+const KEY: &str = "passthrough-key-0123456789-abcdefghi";
 
 /// The instance's count of calls with this outcome.
 async fn outcome_count(instance: &DemoServerProcess, tool: &str, outcome: &str) -> f64 {

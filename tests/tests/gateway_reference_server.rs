@@ -15,7 +15,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const KEY: &str = "reference-test-key-0123456789";
+const KEY: &str = "reference-test-key-0123456789-abcdef";
 
 #[derive(Clone, Default)]
 struct Client {

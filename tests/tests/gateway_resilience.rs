@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const KEY: &str = "resilience-key-0123456789";
+const KEY: &str = "resilience-key-0123456789-abcdefghij";
 
 #[tokio::test]
 async fn a_killed_instance_fails_no_read_only_call_and_nothing_hangs() {

@@ -7,7 +7,7 @@ use fleetdeck_tests::{
 use rmcp::model::CallToolRequestParams;
 use std::time::Duration;
 
-const KEY: &str = "stdio-test-key-0123456789";
+const KEY: &str = "stdio-test-key-0123456789-abcdefghij";
 
 /// Processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<String> {

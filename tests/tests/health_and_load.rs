@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const KEY: &str = "health-test-key-0123456789";
+const KEY: &str = "health-test-key-0123456789-abcdefghi";
 const PASSWORD: &str = "health test password";
 
 /// The probe settings of the test fleets: 1 s interval (`start_with_fleet`), 2 failures to

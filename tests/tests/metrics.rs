@@ -11,7 +11,7 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const KEY: &str = "metrics-test-key-0123456789";
+const KEY: &str = "metrics-test-key-0123456789-abcdefgh";
 const CALLS: usize = 7;
 
 /// Runs `promtool check metrics` on the exposition and requires exit status 0.

@@ -10,7 +10,7 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const KEY: &str = "traces-key-0123456789abcdef";
+const KEY: &str = "traces-key-0123456789abcdef-abcdefgh";
 const ADMIN_PASSWORD: &str = "traces admin password";
 
 /// A fleet whose `search` server has a dead instance first (nothing listens on its port)

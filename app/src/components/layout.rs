@@ -41,10 +41,15 @@ pub fn Layout() -> impl IntoView {
                         match me.await {
                             Ok(Some(user)) => {
                                 view! {
-                                    <span class="who" data-testid="who">
+                                    <a
+                                        class="who"
+                                        href="/account"
+                                        data-testid="who"
+                                        title="Your account: password and sessions"
+                                    >
                                         {user.username}
                                         <span class="role">{user.role.as_str()}</span>
-                                    </span>
+                                    </a>
                                     <ActionForm action=logout attr:class="logout">
                                         <button type="submit" data-testid="logout">
                                             "Log out"

@@ -1,5 +1,6 @@
 //! One module per page; each holds the server functions its page calls.
 
+pub mod account;
 pub mod assistants;
 pub mod audit;
 pub mod breakers;

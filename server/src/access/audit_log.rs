@@ -4,14 +4,21 @@
 //! Nothing acknowledged is lost: a call is answered only once its record is queued, a full
 //! queue makes callers wait instead of dropping records, a failing database is retried
 //! with backoff, and [`AuditWriter::flush_and_stop`] writes everything still queued.
+//!
+//! The writer never stops draining its queue for one bad row: an error that retrying cannot
+//! fix (the database refusing the data itself: PostgreSQL SQLSTATE classes 22, 23 and 54,
+//! SQLite's TOOBIG, CONSTRAINT, MISMATCH and RANGE) is not retried. The batch is written
+//! row by row; a refused row is written once more with every text cut to a hard bound and
+//! its arguments left out, and only if that is refused too is it dropped, counted
+//! (`fleetdeck_audit_records_dropped_total`) and logged once.
 
 use crate::gateway::cache::canonical_json;
 use crate::gateway::record::CallRecord;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -57,6 +64,16 @@ impl Default for AuditSettings {
 pub struct AuditLog {
     sender: mpsc::Sender<CallRecord>,
     depth: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// The audit log's state for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditReading {
+    /// Records waiting to be written.
+    pub depth: usize,
+    /// Records the database refused for good, even cut down, since start.
+    pub dropped: u64,
 }
 
 /// Owns the writer task; stop it with [`AuditWriter::flush_and_stop`].
@@ -72,11 +89,14 @@ impl AuditLog {
     pub fn start(store: Store, settings: AuditSettings) -> (AuditLog, AuditWriter) {
         let (sender, receiver) = mpsc::channel(settings.capacity.max(1));
         let depth = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
         let stop = CancellationToken::new();
         let writer = Writer {
             store,
             receiver,
             depth: depth.clone(),
+            dropped: dropped.clone(),
+            refusals_logged: RefusalLog::default(),
             stop: stop.clone(),
             written: 0,
             failing_since_stop: None,
@@ -90,6 +110,7 @@ impl AuditLog {
             AuditLog {
                 sender,
                 depth: depth.clone(),
+                dropped,
             },
             AuditWriter { stop, task, depth },
         )
@@ -103,13 +124,21 @@ impl AuditLog {
         if let Err(mpsc::error::SendError(record)) = self.sender.send(record).await {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             // Only after shutdown: the record goes to the log rather than nowhere.
-            tracing::error!(record = ?record, "audit log already stopped: tool call not recorded");
+            tracing::error!(record = %record.summary(), "audit log already stopped: tool call not recorded");
         }
     }
 
     /// Records waiting to be written (for the audit-queue-depth metric).
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// The queue depth and the records dropped so far.
+    pub fn reading(&self) -> AuditReading {
+        AuditReading {
+            depth: self.depth(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -137,6 +166,8 @@ struct Writer {
     store: Store,
     receiver: mpsc::Receiver<CallRecord>,
     depth: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
+    refusals_logged: RefusalLog,
     stop: CancellationToken,
     written: u64,
     /// When a write first failed after the stop: the grace period runs once for the whole
@@ -203,7 +234,7 @@ impl Writer {
                 let since = *self.failing_since_stop.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.settings.shutdown_grace {
                     for record in batch.iter() {
-                        tracing::error!(record = ?record, "audit log stopping: tool call not recorded");
+                        tracing::error!(record = %record.summary(), "audit log stopping: tool call not recorded");
                     }
                     tracing::error!(%error, lost = batch.len(), "audit log gave up writing at shutdown");
                     self.done(batch.len(), false);
@@ -222,26 +253,44 @@ impl Writer {
         }
     }
 
-    /// After a permanent error: writes the records one at a time, dropping (and logging in
-    /// full) only those the database refuses for good. Written and dropped records leave
-    /// the batch; a transient error stops the pass and is returned.
+    /// After a permanent error: writes the records one at a time. A record the database
+    /// refuses for good is written once more cut down ([`CallRecord::cut_down`]); refused
+    /// again, it is dropped, counted and logged. Written and dropped records leave the
+    /// batch; a transient error stops the pass and is returned.
     async fn write_one_by_one(&mut self, batch: &mut Vec<CallRecord>) -> Result<(), StoreError> {
         while let Some(record) = batch.first() {
-            match self
-                .store
-                .insert_tool_calls(std::slice::from_ref(record))
-                .await
-            {
+            match self.insert_one(record).await {
                 Ok(()) => self.done(1, true),
                 Err(error) if is_permanent(&error) => {
-                    tracing::error!(%error, record = ?record, "audit log refused a tool call record; it is not recorded");
-                    self.done(1, false);
+                    let cut = record.cut_down();
+                    match self.insert_one(&cut).await {
+                        Ok(()) => {
+                            self.refusals_logged.note(|| {
+                                tracing::warn!(%error, record = %record.summary(), "audit log: the database refused a tool call record; it was stored cut down, without arguments");
+                            });
+                            self.done(1, true);
+                        }
+                        Err(again) if is_permanent(&again) => {
+                            self.refusals_logged.note(|| {
+                                tracing::error!(error = %again, record = %record.summary(), "audit log: the database refused a tool call record even cut down; it is not recorded");
+                            });
+                            self.dropped.fetch_add(1, Ordering::Relaxed);
+                            self.done(1, false);
+                        }
+                        Err(again) => return Err(again),
+                    }
                 }
                 Err(error) => return Err(error),
             }
             batch.remove(0);
         }
         Ok(())
+    }
+
+    async fn insert_one(&self, record: &CallRecord) -> Result<(), StoreError> {
+        self.store
+            .insert_tool_calls(std::slice::from_ref(record))
+            .await
     }
 
     /// Accounts for `n` records that left the queue (written, or given up on).
@@ -253,13 +302,69 @@ impl Writer {
     }
 }
 
-/// Whether retrying cannot help: the database refused the data itself (a constraint).
+/// Logs refused records at most once a minute, with a count of those it kept quiet about:
+/// a flood of bad rows must not become a flood of log lines.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    quiet: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, log: impl FnOnce()) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(60))
+        {
+            self.quiet += 1;
+            return;
+        }
+        if self.quiet > 0 {
+            tracing::warn!(
+                refused = self.quiet,
+                "audit log: more records were refused in the last minute (not logged one by one)"
+            );
+        }
+        self.quiet = 0;
+        self.last = Some(now);
+        log();
+    }
+}
+
+/// Whether retrying cannot help: the database refused the data itself.
 fn is_permanent(error: &StoreError) -> bool {
     match error {
         StoreError::Query(sqlx::Error::Database(db)) => {
+            let backend = if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            };
             !matches!(db.kind(), sqlx::error::ErrorKind::Other)
+                || db
+                    .code()
+                    .is_some_and(|code| refuses_the_data(backend, &code))
         }
+        // A value the driver cannot encode: it will never encode.
+        StoreError::Query(sqlx::Error::Encode(_)) => true,
         _ => false,
+    }
+}
+
+/// Whether a database error code says the data itself is refused: PostgreSQL SQLSTATE
+/// classes 22 (data exception: a NUL byte, an invalid encoding, a value too long), 23
+/// (integrity constraint) and 54 (program limit exceeded: e.g. an index row too large);
+/// SQLite's primary result codes TOOBIG (18), CONSTRAINT (19), MISMATCH (20), RANGE (25).
+fn refuses_the_data(backend: Backend, code: &str) -> bool {
+    match backend {
+        // SQLite reports extended codes; the primary one is the low byte.
+        Backend::Sqlite => code
+            .parse::<i64>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 18 | 19 | 20 | 25)),
+        Backend::Postgres => ["22", "23", "54"]
+            .iter()
+            .any(|class| code.starts_with(class)),
     }
 }
 
@@ -321,9 +426,14 @@ fn hash_json_string(text: &str, hasher: &mut Sha256) {
     let _ = serde_json::to_writer(&mut *hasher, text);
 }
 
+/// Longest arguments text an audit row keeps (a caller may send megabytes).
+pub const MAX_RECORDED_ARGUMENTS_BYTES: usize = 16 * 1024;
+
 /// The arguments as JSON with the value of every key named in `redact` (case-insensitive,
 /// at any depth, inside arrays too) replaced by `"[redacted]"`; keys sorted as in
-/// [`args_digest`]. No arguments = `{}`.
+/// [`args_digest`]. No arguments = `{}`. Longer than [`MAX_RECORDED_ARGUMENTS_BYTES`], it
+/// becomes `{"truncated_from_bytes": N, "start": "<the first bytes of that JSON>"}` (still
+/// JSON; the digest covers the whole).
 pub fn redacted_arguments(arguments: Option<&Map<String, Value>>, redact: &[String]) -> String {
     let Some(arguments) = arguments else {
         return "{}".to_string();
@@ -332,7 +442,13 @@ pub fn redacted_arguments(arguments: Option<&Map<String, Value>>, redact: &[Stri
     if !redact.is_empty() {
         redact_in(&mut value, redact);
     }
-    canonical_json(&value)
+    let text = canonical_json(&value);
+    if text.len() <= MAX_RECORDED_ARGUMENTS_BYTES {
+        return text;
+    }
+    // Room for the wrapper and the escaping of the start.
+    let start = crate::sanitize::bounded(&text, MAX_RECORDED_ARGUMENTS_BYTES / 2);
+    serde_json::json!({ "truncated_from_bytes": text.len(), "start": start }).to_string()
 }
 
 fn redact_in(value: &mut Value, redact: &[String]) {
@@ -385,6 +501,7 @@ mod tests {
             args_digest: args_digest(None),
             arguments: None,
             error: None,
+            known_tool: true,
         }
     }
 
@@ -456,6 +573,24 @@ mod tests {
         assert!(
             text.starts_with(r#"{"Password":"[redacted]","auth":"#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn huge_arguments_are_kept_as_their_start_in_valid_json() {
+        let args = object(json!({"blob": "x".repeat(3 * MAX_RECORDED_ARGUMENTS_BYTES)}));
+        let text = redacted_arguments(Some(&args), &[]);
+        assert!(text.len() <= MAX_RECORDED_ARGUMENTS_BYTES, "{}", text.len());
+        let value: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            value["truncated_from_bytes"],
+            json!(3 * MAX_RECORDED_ARGUMENTS_BYTES + r#"{"blob":""}"#.len())
+        );
+        assert!(
+            value["start"]
+                .as_str()
+                .unwrap()
+                .starts_with(r#"{"blob":"xxx"#)
         );
     }
 
@@ -590,6 +725,67 @@ mod tests {
             assert_eq!(store.tool_call_count_for_test().await, 4);
             assert_eq!(log.depth(), 0);
         }
+    }
+
+    each_backend! {
+        async fn a_nul_or_an_oversized_name_does_not_stop_the_writer(store) {
+            // What a hostile caller could get into a record before names were checked at
+            // the edge: PostgreSQL refuses NUL in text (22021) and index rows over ~2.7 KB
+            // (54000); SQLite takes both. Either way every record is written, and the
+            // queue keeps draining.
+            let (log, writer) = AuditLog::start(store.clone(), quick(64, 16));
+            let mut nul = record(0);
+            nul.tool = "que\0ry".into();
+            nul.error = Some("bad\0 error".into());
+            log.enqueue(nul).await;
+            let mut huge = record(1);
+            huge.tool = "t".repeat(3000);
+            log.enqueue(huge).await;
+            for i in 2..1002 {
+                log.enqueue(record(i)).await;
+            }
+            assert_eq!(writer.flush_and_stop().await, 1002);
+            assert_eq!(store.tool_call_count_for_test().await, 1002);
+            assert_eq!(log.reading(), AuditReading { depth: 0, dropped: 0 });
+        }
+    }
+
+    #[test]
+    fn the_database_refusing_the_data_is_told_from_a_passing_failure() {
+        use crate::store::Backend::{Postgres, Sqlite};
+        for code in ["22021", "22001", "22P05", "23502", "54000"] {
+            assert!(refuses_the_data(Postgres, code), "{code}");
+        }
+        for code in ["40001", "57P01", "08006", "53300", "55P03"] {
+            assert!(!refuses_the_data(Postgres, code), "{code}");
+        }
+        for code in ["18", "19", "275", "2067", "20", "25"] {
+            assert!(refuses_the_data(Sqlite, code), "{code}");
+        }
+        for code in ["5", "517", "10", "14", "6"] {
+            assert!(!refuses_the_data(Sqlite, code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_cut_down_record_is_bounded_and_keeps_what_counts() {
+        let mut r = record(5);
+        r.tool = format!("x\0{}", "y".repeat(5000));
+        r.arguments = Some("{\"secret\":1}".into());
+        r.error = Some("e".repeat(5000));
+        let cut = r.cut_down();
+        assert!(
+            cut.tool.len() <= 64 && !cut.tool.contains('\0'),
+            "{}",
+            cut.tool
+        );
+        assert_eq!(cut.arguments, None);
+        assert!(cut.error.as_ref().unwrap().len() < 400);
+        assert_eq!(
+            (cut.at_ms, cut.outcome, cut.attempts),
+            (r.at_ms, r.outcome, r.attempts)
+        );
+        assert_eq!(cut.args_digest, r.args_digest);
     }
 
     each_backend! {

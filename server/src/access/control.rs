@@ -6,7 +6,7 @@
 //! `access_revision` bump and an audit row, and then replaces the snapshot; other processes
 //! on the same database (the CLI, other replicas) are noticed by polling that revision.
 
-use super::keys::{generate_key, key_digest, key_prefix};
+use super::keys::{generate_key, key_digest, key_fingerprint, key_prefix};
 use super::policy::{AccessPolicy, EVERY_TOOL, ExplicitRules, resolve};
 use super::rate_limit::RateLimits;
 use crate::store::{AccessRecords, AssistantRecord, DeclaredAssistant, Store, StoreError, now_ms};
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// Longest assistant name accepted.
 pub const MAX_ASSISTANT_NAME_LEN: usize = 64;
 /// Shortest key a fleet file may declare (generated keys are far longer).
-pub const MIN_DECLARED_KEY_LEN: usize = 16;
+pub const MIN_DECLARED_KEY_CHARS: usize = 32;
 /// Longest server or tool name accepted in a permission entry.
 pub const MAX_PERMISSION_NAME_LEN: usize = 256;
 /// Longest key worth digesting: anything longer is no key of ours (and bounds the work).
@@ -246,10 +246,10 @@ impl AccessControl {
         let mut changed = false;
         for (name, tier, key) in declared {
             validate_assistant_name(name)?;
-            if key.chars().count() < MIN_DECLARED_KEY_LEN {
+            if key.chars().count() < MIN_DECLARED_KEY_CHARS {
                 return Err(AccessError::Invalid(format!(
                     "assistant {name}: a declared key needs at least \
-                     {MIN_DECLARED_KEY_LEN} characters"
+                     {MIN_DECLARED_KEY_CHARS} characters"
                 )));
             }
             let import = self
@@ -257,7 +257,7 @@ impl AccessControl {
                 .import_declared_assistant(&DeclaredAssistant {
                     name,
                     tier: *tier,
-                    key_prefix: &key_prefix(key),
+                    key_prefix: &key_fingerprint(key),
                     key_digest: &key_digest(key),
                 })
                 .await?;
@@ -351,6 +351,12 @@ impl AccessControl {
     pub fn check_rate(&self, caller: &Caller, server: &str, tool: &str) -> Result<(), Duration> {
         self.limits
             .check(&caller.assistant, caller.tier, server, tool)
+    }
+
+    /// Counts one request other than a tool call (a listing, a ping, a handshake, a refused
+    /// name) against the caller's tier budget; `Err` holds when to retry.
+    pub fn check_request_rate(&self, caller: &Caller) -> Result<(), Duration> {
+        self.limits.check_tier(&caller.assistant, caller.tier)
     }
 
     /// Re-reads assistants, keys and permissions from the store and swaps the snapshot.
@@ -891,16 +897,18 @@ mod tests {
             (
                 "bench".to_string(),
                 Tier::Developer,
-                "bench-key-0123456789".to_string(),
+                "bench-key-0123456789-0123456789-abc".to_string(),
             ),
             (
                 "wall".to_string(),
                 Tier::Viewer,
-                "wall-key-0123456789ab".to_string(),
+                "wall-key-0123456789ab-0123456789-abc".to_string(),
             ),
         ];
         control.import_declared(&declared).await.unwrap();
-        let bench = control.authenticate("bench-key-0123456789").unwrap();
+        let bench = control
+            .authenticate("bench-key-0123456789-0123456789-abc")
+            .unwrap();
         assert_eq!((&*bench.assistant, bench.tier), ("bench", Tier::Developer));
         let audited = audit(&store).await.len();
         let revision = store.access_revision().await.unwrap();
@@ -920,18 +928,26 @@ mod tests {
             (
                 "bench".to_string(),
                 Tier::Admin,
-                "bench-key-0123456789".to_string(),
+                "bench-key-0123456789-0123456789-abc".to_string(),
             ),
             (
                 "wall".to_string(),
                 Tier::Viewer,
-                "wall-key-2-0123456789".to_string(),
+                "wall-key-2-0123456789-0123456789-abc".to_string(),
             ),
         ];
         control.import_declared(&changed).await.unwrap();
         assert_eq!(control.tier_of("bench"), Some(Tier::Admin));
-        assert!(control.authenticate("wall-key-0123456789ab").is_some());
-        assert!(control.authenticate("wall-key-2-0123456789").is_some());
+        assert!(
+            control
+                .authenticate("wall-key-0123456789ab-0123456789-abc")
+                .is_some()
+        );
+        assert!(
+            control
+                .authenticate("wall-key-2-0123456789-0123456789-abc")
+                .is_some()
+        );
         let created_by: Vec<_> = control
             .assistants()
             .into_iter()
@@ -946,7 +962,7 @@ mod tests {
         let stolen = vec![(
             "thief".to_string(),
             Tier::Admin,
-            "bench-key-0123456789".to_string(),
+            "bench-key-0123456789-0123456789-abc".to_string(),
         )];
         let err = control.import_declared(&stolen).await.unwrap_err();
         assert!(matches!(err, AccessError::Conflict(_)), "{err}");
@@ -962,7 +978,11 @@ mod tests {
             .await
             .unwrap();
         control.import_declared(&changed).await.unwrap();
-        assert!(control.authenticate("bench-key-0123456789").is_none());
+        assert!(
+            control
+                .authenticate("bench-key-0123456789-0123456789-abc")
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -43,7 +43,21 @@ pub fn key_digest(key: &str) -> String {
     format!("{:x}", Sha256::digest(key.as_bytes()))
 }
 
-/// The first characters of a key (e.g. `fdk_a1B2c3`), shown to tell keys apart.
+/// What the dashboard shows of a key declared in the fleet file: a fingerprint of its
+/// digest (`sha256:1a2b3c4d5e6f`), never its first characters (a declared key is chosen by
+/// a person and may be short enough that a prefix gives much of it away). Derived from the
+/// digest alone, so a stored key can be given one without knowing the key (migration 0009).
+pub fn key_fingerprint(key: &str) -> String {
+    fingerprint_of_digest(&key_digest(key))
+}
+
+/// [`key_fingerprint`] from a stored digest.
+pub fn fingerprint_of_digest(digest: &str) -> String {
+    format!("sha256:{}", digest.get(..12).unwrap_or(digest))
+}
+
+/// The first characters of a generated key (e.g. `fdk_a1B2c3`), shown to tell keys apart:
+/// the marker and six of its 40 random characters, which leaves 200+ bits unknown.
 pub fn key_prefix(key: &str) -> String {
     key.chars().take(KEY_PREFIX_CHARS).collect()
 }
@@ -51,6 +65,19 @@ pub fn key_prefix(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_tells_nothing_of_the_key_itself() {
+        let key = "my-declared-key-for-claude-desktop-0001";
+        let fingerprint = key_fingerprint(key);
+        assert_eq!(fingerprint, fingerprint_of_digest(&key_digest(key)));
+        assert_eq!(fingerprint.len(), "sha256:".len() + 12);
+        assert!(!fingerprint.contains("my-d"), "{fingerprint}");
+        assert_ne!(
+            fingerprint,
+            key_fingerprint("my-declared-key-for-claude-desktop-0002")
+        );
+    }
 
     #[test]
     fn generated_keys_have_the_marker_and_40_base62_characters() {

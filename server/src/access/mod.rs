@@ -2,6 +2,8 @@
 //! assistants (API keys, tool permissions, rate limits) and the audit log of their calls.
 
 pub mod audit_log;
+pub mod bearer_throttle;
+pub mod client_address;
 pub mod control;
 pub mod keys;
 pub mod login_throttle;

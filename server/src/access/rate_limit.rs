@@ -88,6 +88,14 @@ impl<C: Clock + Clone> RateLimits<C> {
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
+    /// Counts one request of `assistant` against its tier's budget (requests that name no
+    /// tool, or a tool name that is not valid).
+    pub fn check_tier(&self, assistant: &Arc<str>, tier: Tier) -> Result<(), Duration> {
+        self.tier_limiter(tier)
+            .check_key(assistant)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
     /// Forgets assistants whose budgets are full again and releases the memory, bounding the
     /// limiters' size (housekeeping, run now and then).
     pub fn retain_recent(&self) {

@@ -3,6 +3,7 @@
 
 use super::password::{self, PasswordError};
 use crate::store::{RoleChange, Store, StoreError, UserRecord};
+use app::control::SessionStamp;
 use app::wire::Role;
 
 /// The first admin's user name.
@@ -22,6 +23,9 @@ pub enum UserError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The current password given for a change of one's own password is not it.
+    #[error("the current password is wrong")]
+    WrongPassword,
     /// The blocking hashing task died.
     #[error("password hashing failed: {0}")]
     Hashing(String),
@@ -37,7 +41,9 @@ pub fn validate_username(name: &str) -> Result<(), UserError> {
     if name.len() <= 64 && starts_well && name.chars().all(valid_char) {
         Ok(())
     } else {
-        Err(UserError::InvalidName(name.to_string()))
+        Err(UserError::InvalidName(
+            crate::sanitize::bounded(name, 64).into_owned(),
+        ))
     }
 }
 
@@ -56,31 +62,41 @@ async fn hash_off_thread(password: &str) -> Result<String, UserError> {
         .map_err(UserError::from)
 }
 
+/// `user` if `password` is theirs, off the async workers; an unknown user costs the same.
+async fn verify_off_thread(
+    user: Option<UserRecord>,
+    password: &str,
+) -> Result<Option<UserRecord>, UserError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || match user {
+        Some(user) if password::verify_password(&password, &user.password_hash) => Some(user),
+        Some(_) => None,
+        None => {
+            password::verify_against_nothing(&password);
+            None
+        }
+    })
+    .await
+    .map_err(|e| UserError::Hashing(e.to_string()))
+}
+
 impl UserDirectory {
     /// A directory over `store`.
     pub fn new(store: Store) -> Self {
         UserDirectory { store }
     }
 
-    /// The user whose name and password these are, or `None`. Unknown users cost the same
-    /// time as wrong passwords.
+    /// The enabled user whose name and password these are, or `None`. Unknown users cost
+    /// the same time as wrong passwords, and disabled ones get the same answer.
     pub async fn authenticate(
         &self,
         username: &str,
         password: &str,
     ) -> Result<Option<UserRecord>, UserError> {
         let user = self.store.user_by_name(username).await?;
-        let password = password.to_string();
-        tokio::task::spawn_blocking(move || match user {
-            Some(user) if password::verify_password(&password, &user.password_hash) => Some(user),
-            Some(_) => None,
-            None => {
-                password::verify_against_nothing(&password);
-                None
-            }
-        })
-        .await
-        .map_err(|e| UserError::Hashing(e.to_string()))
+        Ok(verify_off_thread(user, password)
+            .await?
+            .filter(UserRecord::is_enabled))
     }
 
     /// Creates a login with the given password.
@@ -96,7 +112,7 @@ impl UserDirectory {
         Ok(self.store.insert_user(username, &hash, role, actor).await?)
     }
 
-    /// Changes a login's role.
+    /// Changes a login's role (a new role ends its sessions).
     pub async fn set_role(
         &self,
         actor: &str,
@@ -106,15 +122,63 @@ impl UserDirectory {
         Ok(self.store.update_role(username, role, actor).await?)
     }
 
-    /// Sets a login's password.
+    /// Sets a login's password and ends its sessions.
     pub async fn reset_password(
         &self,
         actor: &str,
         username: &str,
         password: &str,
-    ) -> Result<(), UserError> {
+    ) -> Result<SessionStamp, UserError> {
         let hash = hash_off_thread(password).await?;
         Ok(self.store.update_password(username, &hash, actor).await?)
+    }
+
+    /// Changes `username`'s own password after checking the current one; ends the user's
+    /// sessions. A wrong current password changes nothing.
+    pub async fn change_own_password(
+        &self,
+        username: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<SessionStamp, UserError> {
+        password::validate_password(new)?;
+        let user = self.store.user_by_name(username).await?;
+        let Some(user) = verify_off_thread(user, current).await? else {
+            return Err(UserError::WrongPassword);
+        };
+        let hash = hash_off_thread(new).await?;
+        Ok(self
+            .store
+            .change_own_password(username, &user.password_hash, &hash)
+            .await?)
+    }
+
+    /// Disables a login (it cannot log in; its sessions end) or enables it; `false` when
+    /// it already was so.
+    pub async fn set_disabled(
+        &self,
+        actor: &str,
+        username: &str,
+        disabled: bool,
+    ) -> Result<bool, UserError> {
+        Ok(self
+            .store
+            .set_user_disabled(username, disabled, actor)
+            .await?)
+    }
+
+    /// Deletes a login.
+    pub async fn delete(&self, actor: &str, username: &str) -> Result<(), UserError> {
+        Ok(self.store.delete_user(username, actor).await?)
+    }
+
+    /// Ends every session of a login.
+    pub async fn logout_everywhere(
+        &self,
+        actor: &str,
+        username: &str,
+    ) -> Result<SessionStamp, UserError> {
+        Ok(self.store.end_user_sessions(username, actor).await?)
     }
 
     /// On a store with no users, creates `admin` with `password`, or with a generated
@@ -250,6 +314,45 @@ mod tests {
                 .await
                 .unwrap();
             assert!(created.unwrap().generated_password.is_none());
+        }
+    }
+
+    each_backend! {
+        async fn a_disabled_user_cannot_log_in_until_enabled(store) {
+            let users = UserDirectory::new(store);
+            users.add("test", "root", Role::Admin, "root's long password").await.unwrap();
+            users.add("test", "bob", Role::Viewer, "bob's long password").await.unwrap();
+            assert!(users.set_disabled("root", "bob", true).await.unwrap());
+            assert!(users.authenticate("bob", "bob's long password").await.unwrap().is_none());
+            assert!(users.set_disabled("root", "bob", false).await.unwrap());
+            assert!(users.authenticate("bob", "bob's long password").await.unwrap().is_some());
+        }
+    }
+
+    each_backend! {
+        async fn an_own_password_change_needs_the_current_one_and_the_policy(store) {
+            let users = UserDirectory::new(store.clone());
+            users.add("test", "bob", Role::Viewer, "bob's long password").await.unwrap();
+            let err = users
+                .change_own_password("bob", "not bob's password", "a new long password")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, UserError::WrongPassword), "{err}");
+            let err = users
+                .change_own_password("bob", "bob's long password", "short")
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("at least 12"), "{err}");
+            assert_eq!(store.user_by_name("bob").await.unwrap().unwrap().session_epoch, 0);
+            let stamp = users
+                .change_own_password("bob", "bob's long password", "a new long password")
+                .await
+                .unwrap();
+            assert_eq!(stamp.epoch, 1);
+            assert!(users.authenticate("bob", "bob's long password").await.unwrap().is_none());
+            assert!(users.authenticate("bob", "a new long password").await.unwrap().is_some());
+            let last = store.recent_admin_audit(1).await.unwrap().remove(0);
+            assert_eq!((last.actor.as_str(), last.action.as_str()), ("bob", "user.change_password"));
         }
     }
 }

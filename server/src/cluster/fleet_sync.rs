@@ -2,9 +2,59 @@
 //! added, removed, drained or undrained, on any replica.
 
 use crate::registry::{AdminState, FleetEvent, Registry};
-use crate::store::{Store, StoreError};
+use crate::store::{FleetInstanceRecord, Store, StoreError};
 use crate::upstream::Endpoint;
 use std::collections::HashMap;
+
+/// The endpoint of an instance read from the store, if it may be used. Only the fleet
+/// file starts processes: a stored `command` is refused (a row anyone with database access
+/// could have written must not become a program the gateway runs), as is anything but an
+/// http(s) URL.
+fn stored_endpoint(record: &FleetInstanceRecord) -> Result<Endpoint, String> {
+    if record.command.is_some() {
+        return Err("it names a command: only the fleet file may start a process".into());
+    }
+    match &record.url {
+        Some(url)
+            if (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 2048 =>
+        {
+            Ok(Endpoint::Http { url: url.clone() })
+        }
+        Some(_) => Err("its URL is not an http(s) URL of at most 2048 bytes".into()),
+        None => Err("it has no endpoint".into()),
+    }
+}
+
+/// Logs and records (once per process) a stored instance that is refused.
+async fn refuse_stored(
+    registry: &Registry,
+    store: &Store,
+    record: &FleetInstanceRecord,
+    why: &str,
+    report: &mut FleetSyncReport,
+) {
+    let id = crate::sanitize::bounded(&record.id, 64).into_owned();
+    report.refused.push(id.clone());
+    if !registry.first_refusal(&id) {
+        return;
+    }
+    tracing::error!(instance = %id, server = %crate::sanitize::bounded(&record.server, 64), "a stored runtime instance is refused: {why}");
+    let message = format!("{id}: stored instance refused: {why}");
+    let evidence = serde_json::json!({ "reason": why });
+    if let Err(error) = store
+        .insert_fleet_event(
+            crate::store::now_ms(),
+            "refused",
+            &crate::sanitize::bounded(&record.server, 64),
+            Some(&id),
+            &message,
+            &evidence,
+        )
+        .await
+    {
+        tracing::warn!(%error, "cannot record a refused instance");
+    }
+}
 
 /// What one pass changed in memory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,6 +65,8 @@ pub struct FleetSyncReport {
     pub removed: Vec<String>,
     /// Instances whose admin state changed.
     pub admin_changed: Vec<String>,
+    /// Stored instances refused (a command, a bad URL).
+    pub refused: Vec<String>,
 }
 
 impl FleetSyncReport {
@@ -40,9 +92,12 @@ pub async fn apply_stored_fleet(
     let mut stored_ids = Vec::with_capacity(stored.len());
     for record in stored {
         stored_ids.push(record.id.clone());
-        let Some(endpoint) = Endpoint::from_parts(record.url, record.command, record.env) else {
-            tracing::warn!(instance = %record.id, "a stored runtime instance has no endpoint; skipped");
-            continue;
+        let endpoint = match stored_endpoint(&record) {
+            Ok(endpoint) => endpoint,
+            Err(why) => {
+                refuse_stored(registry, store, &record, &why, &mut report).await;
+                continue;
+            }
         };
         if let Some((_, existing)) = registry.instance(&record.id) {
             if existing.runtime && existing.upstream.endpoint() != &endpoint {
@@ -109,6 +164,28 @@ pub async fn apply_stored_fleet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_command_or_a_stray_url_is_refused() {
+        let record = |url: Option<&str>, command: Option<Vec<&str>>| FleetInstanceRecord {
+            id: "i".into(),
+            server: "s".into(),
+            url: url.map(str::to_string),
+            command: command.map(|c| c.into_iter().map(str::to_string).collect()),
+            env: Default::default(),
+        };
+        let http = stored_endpoint(&record(Some("http://127.0.0.1:9/mcp"), None));
+        assert_eq!(
+            http,
+            Ok(Endpoint::Http {
+                url: "http://127.0.0.1:9/mcp".into()
+            })
+        );
+        let planted = stored_endpoint(&record(None, Some(vec!["sh", "-c", "id"])));
+        assert!(planted.unwrap_err().contains("only the fleet file"));
+        assert!(stored_endpoint(&record(Some("file:///etc/passwd"), None)).is_err());
+        assert!(stored_endpoint(&record(None, None)).is_err());
+    }
     use crate::config::fleet::FleetFile;
     use crate::store::test_support::each_backend;
     use crate::store::{AdminAction, FleetInstanceRecord};

@@ -117,7 +117,7 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Vec<Comparison>> {
     let instance = serve_demo_instance(DemoKind::Search, "bench-search-1", loopback, quiet)
         .await
         .context("starting the demo search instance")?;
-    let key = format!("fd_bench_{}", generate_password());
+    let key = crate::access::keys::generate_key();
     let fleet = FleetFile::parse(
         &fleet_text(&instance.mcp_url(), &key),
         Path::new("<bench fleet>"),
@@ -724,7 +724,10 @@ mod tests {
     #[test]
     fn the_bench_fleet_parses_with_nothing_cached() {
         let fleet = FleetFile::parse(
-            &fleet_text("http://127.0.0.1:9/mcp", "fd_bench_0123456789abcdef"),
+            &fleet_text(
+                "http://127.0.0.1:9/mcp",
+                "fd_bench_0123456789abcdef0123456789abcdef",
+            ),
             Path::new("<bench fleet>"),
         )
         .expect("a valid fleet file");

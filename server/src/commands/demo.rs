@@ -13,7 +13,7 @@ pub const DEMO_KEY_FILE: &str = "demo-key";
 fn demo_key(file: &Path) -> anyhow::Result<String> {
     if let Ok(kept) = std::fs::read_to_string(file) {
         let kept = kept.trim();
-        if kept.len() >= 16 {
+        if kept.chars().count() >= crate::access::control::MIN_DECLARED_KEY_CHARS {
             return Ok(kept.to_string());
         }
     }

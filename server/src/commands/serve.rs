@@ -2,6 +2,8 @@
 
 use crate::access::UserDirectory;
 use crate::access::audit_log::{AuditLog, AuditSettings};
+use crate::access::bearer_throttle::BearerThrottle;
+use crate::access::client_address::TrustedProxies;
 use crate::access::control::AccessControl;
 use crate::access::login_throttle::{LoginThrottle, ThrottleLimits};
 use crate::cluster::{self, ChangeFeed, Replica};
@@ -10,7 +12,7 @@ use crate::config::cli::TraceArgs;
 use crate::config::fleet::FleetFile;
 use crate::control::FleetControl;
 use crate::gateway::dispatch::Dispatcher;
-use crate::gateway::endpoint::{self, EndpointSettings};
+use crate::gateway::endpoint::{self, BearerGate, EndpointSettings};
 use crate::gateway::record::CallRecorder;
 use crate::registry::Registry;
 use crate::store::{Backend, Store};
@@ -20,7 +22,7 @@ use crate::telemetry::prober;
 use crate::telemetry::sampler::{self, SamplerSettings};
 use crate::telemetry::series::SeriesBook;
 use crate::telemetry::traces;
-use crate::web::{self, AllowedOrigins, AppState, WebSettings};
+use crate::web::{self, AllowedHosts, AllowedOrigins, AppState, SecurityHeaders, WebSettings};
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use leptos::prelude::LeptosOptions;
@@ -49,6 +51,9 @@ pub async fn run_fleet(
     fleet: FleetFile,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> anyhow::Result<()> {
+    // Parsed once, before anything starts: a bad entry stops the server here.
+    let trusted_proxies = TrustedProxies::parse(args.trusted_proxies.iter().map(String::as_str))
+        .context("--trusted-proxy (FLEETDECK_TRUSTED_PROXIES)")?;
     let store = Store::open_with(database_url, args.database_max_connections).await?;
     tracing::info!(backend = store.backend().as_str(), "store ready");
 
@@ -95,6 +100,7 @@ pub async fn run_fleet(
         .await
         .context("listening to the other replicas' changes")?;
     let registry = Registry::from_fleet(&fleet);
+    registry.set_allow_link_local(args.allow_link_local_instances);
     // What operators changed while running: instances they added, admin states.
     cluster::apply_stored_fleet(&registry, &store)
         .await
@@ -160,32 +166,48 @@ pub async fn run_fleet(
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         series: series.clone(),
-        audit_queue_depth: {
+        audit: {
             let audit = audit.clone();
-            Arc::new(move || audit.depth())
+            Arc::new(move || audit.reading())
         },
     };
     let settings = WebSettings {
         secure_cookie: args.secure_cookie,
-        session_idle: Duration::from_secs(args.session_idle_minutes * 60),
+        session_idle: Duration::from_secs_f64(args.session_idle_minutes * 60.0),
         allowed_origins: AllowedOrigins::new(args.allowed_origins),
+        trusted_proxies: trusted_proxies.clone(),
     };
-    let dispatcher = Arc::new(Dispatcher::new(
-        registry.clone(),
-        access.clone(),
-        CallRecorder::new(audit, metrics.clone(), series.clone()),
-    ));
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            registry.clone(),
+            access.clone(),
+            CallRecorder::new(audit, metrics.clone(), series.clone()),
+        )
+        .with_event_store(store.clone()),
+    );
+    let bearer_throttle = Arc::new(BearerThrottle::default());
     let mcp = endpoint::router(
         dispatcher.clone(),
-        access.clone(),
+        BearerGate {
+            access: access.clone(),
+            throttle: bearer_throttle.clone(),
+            proxies: trusted_proxies.clone(),
+            metrics: metrics.clone(),
+        },
         EndpointSettings {
             max_body_bytes: args.max_body_bytes,
             allowed_hosts: args.allowed_hosts.clone(),
             shutdown: shutdown.clone(),
         },
     );
-    // The MCP endpoint sits outside the dashboard's session, login and CSRF layers.
-    let router = web::router(state, store.session_backend(), settings).merge(mcp);
+    let security_headers = SecurityHeaders::for_process(state.leptos_options.reload_port);
+    // The MCP endpoint sits outside the dashboard's session, login and CSRF layers, but
+    // inside the host allowlist and the security headers, like every route.
+    let router = web::guard_every_route(
+        web::router(state, store.session_backend(), settings).merge(mcp),
+        AllowedHosts::new(args.allowed_hosts.iter().map(String::as_str)),
+        security_headers,
+    );
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -200,7 +222,12 @@ pub async fn run_fleet(
         let _ = ready.send(local);
     }
 
-    let housekeeping = tokio::spawn(housekeeping(store.clone(), throttle, access.clone()));
+    let housekeeping = tokio::spawn(housekeeping(
+        store.clone(),
+        throttle,
+        bearer_throttle,
+        access.clone(),
+    ));
     // Changes from the CLI or another replica reach this one within the interval.
     let access_watch = tokio::spawn(
         access
@@ -293,12 +320,18 @@ fn start_traces(args: &TraceArgs, store: &Store) -> traces::persist::TraceWriter
 }
 
 /// Periodic clean-up: expired sessions, idle throttle and rate-limit keys.
-async fn housekeeping(store: Store, throttle: Arc<LoginThrottle>, access: Arc<AccessControl>) {
+async fn housekeeping(
+    store: Store,
+    throttle: Arc<LoginThrottle>,
+    bearer_throttle: Arc<BearerThrottle>,
+    access: Arc<AccessControl>,
+) {
     let sessions = store.session_backend();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         throttle.forget_idle();
+        bearer_throttle.forget_idle();
         access.rate_limits().retain_recent();
         if let Err(error) = sessions.delete_expired().await {
             tracing::warn!(%error, "cannot delete expired sessions");

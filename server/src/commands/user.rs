@@ -42,9 +42,40 @@ pub async fn run(command: UserCommand, database_url: &str) -> anyhow::Result<()>
                 println!("password: {password}");
             }
         }
+        UserCommand::Disable { name } => {
+            let changed = users.set_disabled(CLI_ACTOR, &name, true).await?;
+            println!(
+                "{name} {}",
+                if changed {
+                    "disabled; its sessions ended"
+                } else {
+                    "was already disabled"
+                }
+            );
+        }
+        UserCommand::Enable { name } => {
+            let changed = users.set_disabled(CLI_ACTOR, &name, false).await?;
+            println!(
+                "{name} {}",
+                if changed {
+                    "enabled"
+                } else {
+                    "was already enabled"
+                }
+            );
+        }
+        UserCommand::Delete { name } => {
+            users.delete(CLI_ACTOR, &name).await?;
+            println!("deleted {name}");
+        }
+        UserCommand::LogoutEverywhere { name } => {
+            users.logout_everywhere(CLI_ACTOR, &name).await?;
+            println!("every session of {name} ended");
+        }
         UserCommand::List => {
             for user in store.list_users().await? {
-                println!("{}\t{}", user.username, user.role);
+                let state = if user.is_enabled() { "" } else { "\tdisabled" };
+                println!("{}\t{}{state}", user.username, user.role);
             }
         }
     }

@@ -172,6 +172,21 @@ pub struct ServeArgs {
     )]
     pub allowed_hosts: Vec<String>,
 
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client for
+    /// login and API-key throttling; comma-separated in the environment. Without it the TCP
+    /// peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FLEETDECK_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// Let admins add instances at link-local addresses (169.254.0.0/16, fe80::/10), where
+    /// cloud metadata services live; refused by default.
+    #[arg(long, env = "FLEETDECK_ALLOW_LINK_LOCAL_INSTANCES")]
+    pub allow_link_local_instances: bool,
+
     /// Seconds between active health probes (MCP ping) of each instance.
     #[arg(long, env = "FLEETDECK_PROBE_INTERVAL_S", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub probe_interval_s: u64,
@@ -181,9 +196,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FLEETDECK_SERIES_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub series_retention_days: u32,
 
-    /// Minutes without a request after which a dashboard session ends.
-    #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720, value_parser = clap::value_parser!(u64).range(1..=525_600))]
-    pub session_idle_minutes: u64,
+    /// Minutes without a request after which a dashboard session ends (decimals allowed,
+    /// e.g. 0.5; at most a year).
+    #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720.0, value_parser = parse_idle_minutes)]
+    pub session_idle_minutes: f64,
 
     /// Which traces are kept and where they go.
     #[command(flatten)]
@@ -213,6 +229,16 @@ pub struct TraceArgs {
     /// (`/v1/traces` is appended unless given); unset: no export.
     #[arg(long, env = "FLEETDECK_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+}
+
+/// Idle minutes: a positive number, at most a year (525 600).
+fn parse_idle_minutes(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(minutes) if minutes > 0.0 && minutes <= 525_600.0 => Ok(minutes),
+        _ => Err(format!(
+            "{text:?} is not a number of minutes above 0 and at most 525600"
+        )),
+    }
 }
 
 /// A ratio between 0 and 1.
@@ -252,7 +278,27 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List logins and their roles.
+    /// Disable a login: it cannot log in, and its sessions end at once.
+    Disable {
+        /// User name.
+        name: String,
+    },
+    /// Enable a disabled login again.
+    Enable {
+        /// User name.
+        name: String,
+    },
+    /// Delete a login (its sessions end with it).
+    Delete {
+        /// User name.
+        name: String,
+    },
+    /// End every session of a login, on every replica.
+    LogoutEverywhere {
+        /// User name.
+        name: String,
+    },
+    /// List logins, their roles and whether they are disabled.
     List,
 }
 
@@ -348,6 +394,11 @@ mod tests {
             let err = Cli::try_parse_from(["fleetdeck", "serve", flag.as_str()]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
         }
+        for bad in ["0", "-1", "525601", "soon"] {
+            let flag = format!("--session-idle-minutes={bad}");
+            let err = Cli::try_parse_from(["fleetdeck", "serve", flag.as_str()]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
         let err =
             Cli::try_parse_from(["fleetdeck", "serve", "--trace-retention-days", "0"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
@@ -355,6 +406,17 @@ mod tests {
         let err = Cli::try_parse_from(["fleetdeck", "serve", "--database-max-connections", "1"])
             .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn the_idle_timeout_takes_fractions_of_a_minute() {
+        let serve = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        };
+        assert_eq!(serve(&["fleetdeck", "serve"]).session_idle_minutes, 720.0);
+        let short = serve(&["fleetdeck", "serve", "--session-idle-minutes", "0.1"]);
+        assert_eq!(short.session_idle_minutes, 0.1);
     }
 
     #[test]

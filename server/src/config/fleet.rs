@@ -143,6 +143,9 @@ pub struct ServerSpec {
     /// What the prober reads from the instances' `metrics_url`.
     #[serde(default)]
     pub scrape: ScrapeSpec,
+    /// How much the gateway accepts from this server's instances.
+    #[serde(default)]
+    pub limits: UpstreamLimitsSpec,
     /// The instances serving this server's tools.
     #[serde(default, rename = "instance")]
     pub instances: Vec<InstanceSpec>,
@@ -219,6 +222,8 @@ pub struct CacheSpec {
     pub cacheable: Vec<String>,
     /// Most results kept for this server.
     pub max_entries: u64,
+    /// Most bytes of results kept for this server (results and their arguments, as JSON).
+    pub max_bytes: u64,
 }
 
 impl Default for CacheSpec {
@@ -228,6 +233,41 @@ impl Default for CacheSpec {
             results_ttl_s: 60,
             cacheable: Vec::new(),
             max_entries: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `limits = { max_tools = 1000, max_description_bytes = 8192, max_schema_bytes = 65536,
+/// max_result_bytes = 16777216 }`: what an instance may send. An instance may be broken or
+/// compromised; nothing it sends is kept without a bound. A listing with more tools than
+/// `max_tools` fails (the last good catalog stays, and a fleet event says why); a tool whose
+/// name, description or schema is over its cap is left out of the catalog (with an event);
+/// a result over `max_result_bytes` fails the call.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamLimitsSpec {
+    /// Most tools in one server's catalog (all pages of `tools/list` together).
+    pub max_tools: usize,
+    /// Longest tool description (and title) in bytes.
+    pub max_description_bytes: usize,
+    /// Largest input or output schema of one tool, as JSON, in bytes.
+    pub max_schema_bytes: usize,
+    /// Largest tool result (content and structured content) in bytes; at most 16 MiB,
+    /// the ceiling of the MCP client underneath.
+    pub max_result_bytes: usize,
+}
+
+/// The MCP client's own ceiling on one message (rmcp: JSON bodies, SSE events, stdio lines).
+pub const MAX_UPSTREAM_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+impl Default for UpstreamLimitsSpec {
+    fn default() -> Self {
+        UpstreamLimitsSpec {
+            max_tools: 1000,
+            max_description_bytes: 8 * 1024,
+            max_schema_bytes: 64 * 1024,
+            max_result_bytes: MAX_UPSTREAM_MESSAGE_BYTES,
         }
     }
 }
@@ -306,7 +346,7 @@ pub struct InstanceSpec {
 pub struct AssistantSpec {
     /// Name, shown in the audit log.
     pub name: Spanned<String>,
-    /// A bearer key it may use (at least 16 characters); stored as a digest at start.
+    /// A bearer key it may use (at least 32 characters); stored as a digest at start.
     pub key: Spanned<String>,
     /// Its tier (default `developer`).
     #[serde(default = "default_tier")]
@@ -332,6 +372,20 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| *b == b'\n')
         .count()
         + 1
+}
+
+/// Shortest key the fleet file may declare: guessable keys are refused.
+pub use crate::access::control::MIN_DECLARED_KEY_CHARS;
+
+/// Longest instance id (ids appear in labels, logs and audit rows).
+pub const MAX_INSTANCE_ID_BYTES: usize = 64;
+
+/// Whether an instance id is fit for labels, logs and URLs: 1 to 64 bytes, no spaces or
+/// control characters.
+pub fn valid_instance_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_INSTANCE_ID_BYTES
+        && !id.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Whether a server name can prefix tool names unambiguously.
@@ -459,6 +513,22 @@ impl FleetFile {
                     ),
                 ));
             }
+            let limits = server.limits;
+            if limits.max_tools == 0
+                || limits.max_description_bytes == 0
+                || limits.max_schema_bytes == 0
+                || !(1..=MAX_UPSTREAM_MESSAGE_BYTES).contains(&limits.max_result_bytes)
+                || server.cache.max_bytes == 0
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "server {name}: limits need max_tools, max_description_bytes and \
+                         max_schema_bytes of at least 1, 1 <= max_result_bytes <= \
+                         {MAX_UPSTREAM_MESSAGE_BYTES}, and cache.max_bytes at least 1"
+                    ),
+                ));
+            }
             let retry = server.retry;
             if !(0.0..=1.0).contains(&retry.budget_ratio) || retry.base_ms > retry.max_ms {
                 return Err(invalid(
@@ -477,10 +547,13 @@ impl FleetFile {
             for instance in &server.instances {
                 let id = instance.id.get_ref();
                 let at = instance.id.span().start;
-                if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                if !valid_instance_id(id) {
                     return Err(invalid(
                         at,
-                        format!("instance id {id:?}: use a non-empty id without spaces"),
+                        format!(
+                            "instance id {:?}: use 1 to {MAX_INSTANCE_ID_BYTES} bytes without spaces",
+                            crate::sanitize::bounded(id, 80)
+                        ),
                     ));
                 }
                 if !instance_ids.insert(id.clone()) {
@@ -535,10 +608,16 @@ impl FleetFile {
                     format!("assistant {name:?} is declared twice"),
                 ));
             }
-            if assistant.key.get_ref().len() < 16 {
+            let key = assistant.key.get_ref();
+            if key.chars().count() < MIN_DECLARED_KEY_CHARS
+                || key.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err(invalid(
                     assistant.key.span().start,
-                    format!("assistant {name}: key must have at least 16 characters"),
+                    format!(
+                        "assistant {name}: key must have at least {MIN_DECLARED_KEY_CHARS} \
+                         characters and no spaces (generate one with `openssl rand -hex 32`)"
+                    ),
                 ));
             }
         }
@@ -600,7 +679,7 @@ cache = { cacheable = ["lookup"] }
 
 [[assistant]]
 name = "claude"
-key = "0123456789abcdef0123"
+key = "0123456789abcdef0123456789abcdef"
 tier = "admin"
 
 [access.tier.viewer]
@@ -715,7 +794,7 @@ rate_per_min = 200
             ),
             (
                 "[[assistant]]\nname = \"a\"\nkey = \"short\"\n",
-                "fleet.toml:3: assistant a: key must have at least 16",
+                "fleet.toml:3: assistant a: key must have at least 32",
             ),
             (
                 "[[assistant]]\nname = \"a\"\nkey = \"0123456789abcdef\"\ntier = \"root\"\n",

@@ -1,7 +1,8 @@
 //! The result cache: results of tools marked cacheable, keyed by tool and the canonical JSON
-//! of the arguments, bounded in size and age (moka). Hits, misses and evictions are counted
+//! of the arguments, bounded in entries, bytes and age (moka, with a weigher). Hits, misses and evictions are counted
 //! for the dashboard; operators invalidate by tool, by server or everything.
 
+use crate::gateway::result_size;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use rmcp::model::CallToolResult;
@@ -43,12 +44,22 @@ pub struct ResultCache {
 }
 
 impl ResultCache {
-    /// A cache of at most `max_entries` results, each served for `ttl`.
-    pub fn new(max_entries: u64, ttl: Duration) -> Self {
+    /// A cache of at most `max_entries` results and `max_bytes` bytes of them (results
+    /// and argument keys, as JSON), each served for `ttl`.
+    pub fn new(max_entries: u64, max_bytes: u64, ttl: Duration) -> Self {
         let counters = Counters::default();
         let evictions = counters.evictions.clone();
+        // One capacity in moka, two bounds here: an entry weighs its bytes, but at least
+        // max_bytes / max_entries, so that no more than max_entries fit either.
+        let floor = (max_bytes / max_entries.max(1)).max(1);
         let cache = Cache::builder()
-            .max_capacity(max_entries)
+            .max_capacity(max_bytes.max(1))
+            .weigher(move |key: &Key, value: &Arc<CallToolResult>| {
+                let bytes = (key.arguments.len()
+                    + key.tool.len()
+                    + result_size::approx_bytes(value)) as u64;
+                u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
+            })
             .time_to_live(ttl.max(Duration::from_millis(1)))
             .support_invalidation_closures()
             .eviction_listener(move |_key, _value, cause| {
@@ -185,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn hits_misses_and_invalidation_by_tool_and_all() {
-        let cache = ResultCache::new(100, Duration::from_secs(60));
+        let cache = ResultCache::new(100, MIB, Duration::from_secs(60));
         let ok = CallToolResult::success(vec![ContentBlock::text("doc 7")]);
         let q = args(json!({"id": 7, "lang": "en"}));
         let same_q = args(json!({"lang": "en", "id": 7}));
@@ -215,7 +226,7 @@ mod tests {
 
     #[tokio::test]
     async fn error_results_are_not_cached() {
-        let cache = ResultCache::new(100, Duration::from_secs(60));
+        let cache = ResultCache::new(100, MIB, Duration::from_secs(60));
         let failed = CallToolResult::error(vec![ContentBlock::text("boom")]);
         cache.put("lookup", None, &failed).await;
         assert!(cache.get("lookup", None).await.is_none());
@@ -223,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn size_evictions_are_counted() {
-        let cache = ResultCache::new(2, Duration::from_secs(60));
+        let cache = ResultCache::new(2, MIB, Duration::from_secs(60));
         let ok = CallToolResult::success(vec![ContentBlock::text("x")]);
         for i in 0..20 {
             cache
@@ -234,4 +245,25 @@ mod tests {
         assert!(stats.entries <= 2, "{stats:?}");
         assert!(stats.evictions >= 18, "{stats:?}");
     }
+
+    #[tokio::test]
+    async fn the_cache_holds_no_more_bytes_than_its_bound() {
+        // Room for 1000 entries by count, but 1 MiB of bytes: 100 KiB results, 10 fit.
+        let cache = ResultCache::new(1000, MIB, Duration::from_secs(60));
+        let big = CallToolResult::success(vec![ContentBlock::text("b".repeat(100 * 1024))]);
+        for i in 0..50 {
+            cache
+                .put("lookup", Some(&args(json!({"id": i}))), &big)
+                .await;
+        }
+        let stats = cache.stats().await;
+        assert!((1..=10).contains(&stats.entries), "{stats:?}");
+        assert!(
+            cache.cache.weighted_size() <= MIB,
+            "{}",
+            cache.cache.weighted_size()
+        );
+    }
+
+    const MIB: u64 = 1024 * 1024;
 }

@@ -7,9 +7,13 @@ use crate::access::control::{AccessControl, Caller};
 use crate::gateway::balancer::Candidate;
 use crate::gateway::record::{CallRecord, CallRecorder, Outcome};
 use crate::gateway::retry::{FailureKind, backoff, is_retryable};
+use crate::gateway::{catalog, result_size, tool_name};
 use crate::registry::{
     CallOutcome, CallPermit, FleetEvent, Refusal, Registry, ServerEntry, split_tool_name,
 };
+use crate::sanitize;
+use crate::store::Store;
+use crate::telemetry::metrics::{Metrics, UpstreamRefusal};
 use crate::telemetry::traces;
 use crate::upstream::{ProgressSink, UpstreamError};
 use app::wire::Decision;
@@ -23,8 +27,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// How long listing a server's tools may take.
-const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Least time between two background listings of one server: an instance announcing
+/// `tools/list_changed` in a loop gets one listing a second at most.
+const RELIST_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// JSON-RPC error code of a call a permission refuses (in the implementation-defined range).
 pub const PERMISSION_DENIED: ErrorCode = ErrorCode(-32003);
@@ -36,6 +41,8 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     access: Arc<AccessControl>,
     recorder: CallRecorder,
+    /// Where fleet events about catalogs are recorded (none in unit tests).
+    events: Option<Store>,
 }
 
 /// What routing learned about a call, for its record.
@@ -45,15 +52,38 @@ struct CallFacts {
     attempts: u32,
     cache_hit: bool,
     cacheable: bool,
+    known_tool: bool,
     error: Option<String>,
 }
 
 impl CallFacts {
-    /// Ends the call with `outcome` and, for failures, why.
+    fn new() -> Self {
+        CallFacts {
+            outcome: Outcome::Ok,
+            instance: None,
+            attempts: 0,
+            cache_hit: false,
+            cacheable: false,
+            known_tool: false,
+            error: None,
+        }
+    }
+
+    /// Ends the call with `outcome` and, for failures, why (bounded: the text may come from
+    /// an instance).
     fn end(&mut self, outcome: Outcome, error: Option<String>) {
         self.outcome = outcome;
-        self.error = error;
+        self.error = error.map(|e| sanitize::error_text(&e));
     }
+}
+
+/// A call that passed every check before routing: its tool is known, allowed, and its
+/// arguments fit.
+struct Admitted {
+    server: Arc<ServerEntry>,
+    /// Read-only or idempotent: safe to retry after a timeout.
+    idempotent: bool,
+    cacheable: bool,
 }
 
 impl Dispatcher {
@@ -67,10 +97,30 @@ impl Dispatcher {
             registry,
             access,
             recorder,
+            events: None,
         }
     }
 
-    /// The tools `caller` may call, as `<server>__<tool>`, refreshing stale catalogs first.
+    /// Records fleet events (catalogs refused or cut down) in `store`.
+    pub fn with_event_store(mut self, store: Store) -> Self {
+        self.events = Some(store);
+        self
+    }
+
+    /// Charges a request other than a tool call (a listing, a ping, a handshake) to the
+    /// caller's tier budget.
+    pub fn charge_request(&self, caller: &Caller) -> Result<(), ErrorData> {
+        self.access
+            .check_request_rate(caller)
+            .map_err(|retry_after| {
+                self.recorder
+                    .metrics()
+                    .rate_limited_request(&caller.assistant);
+                rate_limited(caller, retry_after)
+            })
+    }
+
+    /// The tools `caller` may call, as `<server>__<tool>`.
     pub async fn list_tools(&self, caller: &Caller) -> Vec<Tool> {
         let mut tools = self.all_tools().await;
         tools.retain(|tool| {
@@ -81,16 +131,12 @@ impl Dispatcher {
         tools
     }
 
-    /// Every tool of the fleet as `<server>__<tool>`, refreshing stale catalogs first.
+    /// Every tool of the fleet as `<server>__<tool>`. A stale catalog is listed again in
+    /// the background; only a server never listed yet is waited for.
     pub async fn all_tools(&self) -> Vec<Tool> {
-        let now = Instant::now();
         let mut tools = Vec::new();
         for server in self.registry.servers() {
-            if !server.catalog_stale(now) {
-                server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
-            } else if let Err(error) = self.refresh_tools(&server).await {
-                tracing::warn!(server = %server.name, %error, "cannot list tools; serving the last known list");
-            }
+            self.ensure_catalog(&server).await;
             for tool in server.catalog().tools {
                 let mut exposed = tool.clone();
                 exposed.name = format!("{}__{}", server.name, tool.name).into();
@@ -100,35 +146,53 @@ impl Dispatcher {
         tools
     }
 
-    /// Lists a server's tools from the first instance that answers.
-    pub async fn refresh_tools(&self, server: &ServerEntry) -> Result<(), String> {
-        server.tool_list_misses.fetch_add(1, Ordering::Relaxed);
+    /// Makes sure `server` has a catalog to answer from: a fresh one is a hit; a stale one
+    /// is used while one background listing runs; a server never listed is listed now
+    /// (callers waiting for it share one listing).
+    async fn ensure_catalog(&self, server: &Arc<ServerEntry>) {
         let now = Instant::now();
-        let mut last_error = String::from("no instance is eligible");
-        // Eligible ones first; any instance will do for a listing.
-        let mut instances = server.instances();
-        instances.sort_by_key(|i| !i.looks_eligible(now));
-        for instance in instances {
-            match instance.upstream.list_tools(LIST_TIMEOUT).await {
-                Ok(tools) => {
-                    let changed = server.catalog().tools != tools;
-                    server.set_catalog(tools, Instant::now());
-                    if changed {
-                        self.registry.publish(FleetEvent::Tools {
-                            server: server.name.clone(),
-                        });
-                    }
-                    return Ok(());
-                }
-                Err(error) => last_error = format!("{}: {error}", instance.id),
-            }
+        if !server.catalog_stale(now) {
+            server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
+            return;
         }
-        Err(last_error)
+        if !server.has_catalog() {
+            if let Err(error) = self.refresh_tools(server).await {
+                tracing::warn!(server = %server.name, %error, "cannot list tools");
+            }
+            return;
+        }
+        server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
+        if !server.relist_due(now, RELIST_AT_MOST_EVERY) {
+            return;
+        }
+        let (registry, server, metrics, events) = (
+            self.registry.clone(),
+            server.clone(),
+            self.recorder.metrics().clone(),
+            self.events.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(error) =
+                catalog::refresh(&registry, &server, &metrics, events.as_ref()).await
+            {
+                tracing::warn!(server = %server.name, %error, "cannot list tools; serving the last known list");
+            }
+        });
+    }
+
+    /// Lists a server's tools from the first instance that answers (one listing at a time
+    /// per server).
+    pub async fn refresh_tools(&self, server: &ServerEntry) -> Result<(), String> {
+        catalog::refresh(&self.registry, server, self.metrics(), self.events.as_ref()).await
+    }
+
+    fn metrics(&self) -> &Arc<Metrics> {
+        self.recorder.metrics()
     }
 
     /// Routes one call of `caller` and records it (audit log, metrics) before answering.
     /// Failures the caller should read come back as an isError result; requests refused
-    /// before routing (unknown tool, denied, rate-limited) are protocol errors.
+    /// before routing (bad or unknown tool, denied, rate-limited) are protocol errors.
     pub async fn call_tool(
         &self,
         caller: &Caller,
@@ -138,30 +202,29 @@ impl Dispatcher {
     ) -> Result<CallToolResponse, ErrorData> {
         let started = Instant::now();
         let at_ms = crate::store::now_ms();
-        let exposed = params.name.to_string();
-        let (server_name, tool_name) = split_tool_name(&exposed)
-            .map_or((String::new(), exposed.clone()), |(s, t)| {
-                (s.to_string(), t.to_string())
-            });
+        let mut facts = CallFacts::new();
         let args_digest = args_digest(params.arguments.as_ref());
-        let arguments = self
-            .registry
-            .server(&server_name)
-            .filter(|server| server.settings.audit.record_arguments)
-            .map(|server| {
-                redacted_arguments(params.arguments.as_ref(), &server.settings.audit.redact)
-            });
-        let mut facts = CallFacts {
-            outcome: Outcome::Ok,
-            instance: None,
-            attempts: 0,
-            cache_hit: false,
-            cacheable: false,
-            error: None,
+        // Checked before anything looks at the name; a bad one is only kept escaped (and
+        // not split: its parts would name no real server or tool).
+        let (server_name, tool_name, arguments, answer) = match tool_name::check(&params.name) {
+            Err(problem) => {
+                let shown = sanitize::escaped_name(&params.name);
+                let refusal = self.refuse_bad_name(caller, problem, &mut facts);
+                (String::new(), shown, None, Err(refusal))
+            }
+            Ok(name) => {
+                let exposed = name.as_str().to_string();
+                let arguments = self.recorded_arguments(&exposed, &params);
+                let answer = self
+                    .route(caller, &exposed, params, progress, &cancel, &mut facts)
+                    .await;
+                let (server, tool) = split_tool_name(&exposed)
+                    .map_or((String::new(), exposed.clone()), |(s, t)| {
+                        (s.to_string(), t.to_string())
+                    });
+                (server, tool, arguments, answer)
+            }
         };
-        let answer = self
-            .route(caller, &exposed, params, progress, &cancel, &mut facts)
-            .await;
         // The root span (opened by the endpoint) learns how the call ended.
         let root = tracing::Span::current();
         root.record("outcome", facts.outcome.as_str());
@@ -185,12 +248,43 @@ impl Dispatcher {
                 args_digest,
                 arguments,
                 error: facts.error,
+                known_tool: facts.known_tool,
             })
             .instrument(audit_span)
             .await;
         answer
     }
 
+    /// The arguments as the audit row keeps them, where the server records them (redacted
+    /// and bounded).
+    fn recorded_arguments(&self, exposed: &str, params: &CallToolRequestParams) -> Option<String> {
+        let (server, _) = split_tool_name(exposed)?;
+        let server = self.registry.server(server)?;
+        let audit = &server.settings.audit;
+        audit
+            .record_arguments
+            .then(|| redacted_arguments(params.arguments.as_ref(), &audit.redact))
+    }
+
+    /// A name that breaks the rule: charged to the tier budget like any request, then
+    /// refused with the rule (`invalid_params`).
+    fn refuse_bad_name(
+        &self,
+        caller: &Caller,
+        problem: tool_name::ToolNameError,
+        facts: &mut CallFacts,
+    ) -> ErrorData {
+        if let Err(retry_after) = self.access.check_request_rate(caller) {
+            let error = rate_limited(caller, retry_after);
+            facts.end(Outcome::RateLimited, Some(error.message.to_string()));
+            return error;
+        }
+        let message = problem.to_string();
+        facts.end(Outcome::Rejected, Some(message.clone()));
+        ErrorData::invalid_params(message, None)
+    }
+
+    /// Everything after the name check: admission, the result cache, the upstream attempts.
     async fn route(
         &self,
         caller: &Caller,
@@ -200,30 +294,72 @@ impl Dispatcher {
         cancel: &CancellationToken,
         facts: &mut CallFacts,
     ) -> Result<CallToolResponse, ErrorData> {
+        let admitted = self.admit_call(caller, exposed, &params, facts).await?;
+        let tool_name = split_tool_name(exposed).map_or(exposed, |(_, tool)| tool);
+        let server = &admitted.server;
+        if admitted.cacheable {
+            let lookup = tracing::debug_span!("cache_lookup", result = tracing::field::Empty);
+            let hit = server
+                .results
+                .get(tool_name, params.arguments.as_ref())
+                .instrument(lookup.clone())
+                .await;
+            lookup.record("result", if hit.is_some() { "hit" } else { "miss" });
+            if let Some(hit) = hit {
+                facts.cache_hit = true;
+                return Ok(answered(facts, CallToolResponse::Complete((*hit).clone())));
+            }
+        }
+        let mut upstream_params = params;
+        upstream_params.name = tool_name.to_string().into();
+        let answer = self
+            .call_with_retries(
+                caller,
+                exposed,
+                &admitted,
+                &upstream_params,
+                progress,
+                cancel,
+                facts,
+            )
+            .await?;
+        // Only the tool's own answers are kept (not the gateway's failures).
+        if admitted.cacheable
+            && facts.outcome == Outcome::Ok
+            && let CallToolResponse::Complete(result) = &answer
+        {
+            server
+                .results
+                .put(tool_name, upstream_params.arguments.as_ref(), result)
+                .await;
+        }
+        Ok(answer)
+    }
+
+    /// The checks before any instance is involved, in order: the rate limit (before the
+    /// name is resolved, so made-up names cost budget too), the server, the permission,
+    /// the tool in the catalog, the arguments against its schema.
+    async fn admit_call(
+        &self,
+        caller: &Caller,
+        exposed: &str,
+        params: &CallToolRequestParams,
+        facts: &mut CallFacts,
+    ) -> Result<Admitted, ErrorData> {
         let unknown = |facts: &mut CallFacts| {
             let message = format!("unknown tool {exposed:?}");
             facts.end(Outcome::Rejected, Some(message.clone()));
             ErrorData::invalid_params(message, None)
         };
-        let Some((server_name, tool_name)) = split_tool_name(exposed) else {
-            return Err(unknown(facts));
-        };
+        let (server_name, tool_name) = split_tool_name(exposed).unwrap_or(("", exposed));
         let rate = tracing::debug_span!("rate_limit", limited = tracing::field::Empty);
         let checked = rate.in_scope(|| self.access.check_rate(caller, server_name, tool_name));
         rate.record("limited", checked.is_err());
         drop(rate);
         if let Err(retry_after) = checked {
-            let message = format!(
-                "rate limit exceeded for assistant {}: retry in {:.1} s",
-                caller.assistant,
-                retry_after.as_secs_f64()
-            );
-            facts.end(Outcome::RateLimited, Some(message.clone()));
-            return Err(ErrorData::new(
-                RATE_LIMITED,
-                message,
-                Some(serde_json::json!({ "retry_after_ms": retry_after.as_millis() as u64 })),
-            ));
+            let error = rate_limited(caller, retry_after);
+            facts.end(Outcome::RateLimited, Some(error.message.to_string()));
+            return Err(error);
         }
         let Some(server) = self.registry.server(server_name) else {
             return Err(unknown(facts));
@@ -250,15 +386,12 @@ impl Dispatcher {
             facts.end(Outcome::Denied, Some(message.clone()));
             return Err(ErrorData::new(PERMISSION_DENIED, message, None));
         }
-        // Every call resolves its tool in the catalog: a hit, or a miss that lists again.
-        if server.catalog_stale(Instant::now()) {
-            let _ = self.refresh_tools(&server).await;
-        } else {
-            server.tool_list_hits.fetch_add(1, Ordering::Relaxed);
-        }
+        // Every call resolves its tool in the catalog: a hit, or (first call) a listing.
+        self.ensure_catalog(&server).await;
         let Some(tool) = server.tool(tool_name) else {
             return Err(unknown(facts));
         };
+        facts.known_tool = true;
         if let Err(problem) = check_arguments(&tool, params.arguments.as_ref()) {
             let message = format!("{exposed}: {problem}");
             facts.end(Outcome::Rejected, Some(message.clone()));
@@ -268,24 +401,29 @@ impl Dispatcher {
             .annotations
             .as_ref()
             .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
-
         let cacheable = server.settings.cacheable.contains(tool_name);
         facts.cacheable = cacheable;
-        if cacheable {
-            let lookup = tracing::debug_span!("cache_lookup", result = tracing::field::Empty);
-            let hit = server
-                .results
-                .get(tool_name, params.arguments.as_ref())
-                .instrument(lookup.clone())
-                .await;
-            lookup.record("result", if hit.is_some() { "hit" } else { "miss" });
-            if let Some(hit) = hit {
-                facts.cache_hit = true;
-                return Ok(answered(facts, CallToolResponse::Complete((*hit).clone())));
-            }
-        }
-        let mut upstream_params = params;
-        upstream_params.name = tool_name.to_string().into();
+        Ok(Admitted {
+            server,
+            idempotent,
+            cacheable,
+        })
+    }
+
+    /// Attempts on the instances the balancer picks until one answers, a failure is not
+    /// worth retrying, or the retry budget or attempts run out.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_with_retries(
+        &self,
+        caller: &Caller,
+        exposed: &str,
+        admitted: &Admitted,
+        params: &CallToolRequestParams,
+        progress: Option<ProgressSink>,
+        cancel: &CancellationToken,
+        facts: &mut CallFacts,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let server = &admitted.server;
         let policy = server.settings.retry;
         server.retry_budget.record_request(Instant::now());
         let mut tried: Vec<String> = Vec::new();
@@ -299,7 +437,7 @@ impl Dispatcher {
                 instance = tracing::field::Empty,
                 error = tracing::field::Empty
             );
-            let permit = match select.in_scope(|| self.admit(&server, &caller.assistant, &tried)) {
+            let permit = match select.in_scope(|| self.admit(server, &caller.assistant, &tried)) {
                 Ok(permit) => {
                     select.record("instance", permit.instance().id.as_str());
                     permit
@@ -313,7 +451,6 @@ impl Dispatcher {
             let instance = permit.instance().clone();
             facts.attempts += 1;
             facts.instance = Some(instance.id.clone());
-            let timeout = server.timeout_for(tool_name, &instance);
             let attempt = tracing::debug_span!(
                 "attempt",
                 instance = %instance.id,
@@ -321,61 +458,40 @@ impl Dispatcher {
                 backoff_ms = waited.as_millis() as u64,
                 error = tracing::field::Empty
             );
-            let upstream_call = tracing::debug_span!(
-                parent: &attempt,
-                "upstream_call",
-                tool = tool_name,
-                traceparent = tracing::field::Empty,
-                error = tracing::field::Empty
-            );
-            let mut attempt_params = upstream_params.clone();
-            if let Some((traceparent, tracestate)) = traces::propagation_of(&upstream_call) {
-                // The instance continues the trace under this span (SEP-414 `_meta`).
-                upstream_call.record("traceparent", traceparent.as_str());
-                let meta = attempt_params.meta.get_or_insert_default();
-                meta.set_traceparent(traceparent);
-                match tracestate {
-                    Some(state) => meta.set_tracestate(state),
-                    None => {
-                        meta.remove("tracestate");
-                    }
-                }
-            }
-            let answer = instance
-                .upstream
-                .call_tool(attempt_params, progress.clone(), cancel, timeout)
-                .instrument(upstream_call.clone())
-                .await;
-            if let Err(error) = &answer {
-                upstream_call.record("error", tracing::field::display(error));
-                attempt.record("error", tracing::field::display(error));
-            }
-            drop(upstream_call);
-            let failure = match answer {
-                Ok(response) => {
+            let failure = match self
+                .attempt(
+                    server,
+                    &instance,
+                    params,
+                    progress.clone(),
+                    cancel,
+                    &attempt,
+                )
+                .await
+            {
+                Attempt::Answered(response) => {
                     self.settle(permit, CallOutcome::Answered);
-                    if cacheable && let CallToolResponse::Complete(result) = &response {
-                        server
-                            .results
-                            .put(tool_name, upstream_params.arguments.as_ref(), result)
-                            .await;
-                    }
                     return Ok(answered(facts, response));
                 }
-                Err(UpstreamError::Rpc(error))
-                    if error.code != rmcp::model::ErrorCode::INTERNAL_ERROR =>
-                {
+                Attempt::Refused(error) => {
                     // The instance answered: it works, the request was refused.
                     self.settle(permit, CallOutcome::Answered);
                     facts.end(Outcome::Rejected, Some(error.message.to_string()));
                     return Err(error);
                 }
-                Err(UpstreamError::Cancelled) => {
+                Attempt::OverLimit(why) => {
+                    self.settle(permit, CallOutcome::Answered);
+                    return Ok(failed(
+                        facts,
+                        format!("{exposed} on {}: {why}", instance.id),
+                    ));
+                }
+                Attempt::Cancelled => {
                     self.settle(permit, CallOutcome::Abandoned);
                     facts.end(Outcome::Cancelled, None);
                     return Err(ErrorData::internal_error("the call was cancelled", None));
                 }
-                Err(error) => error,
+                Attempt::Failed(failure) => failure,
             };
             let kind = match failure {
                 UpstreamError::Connect(_) => FailureKind::Connect,
@@ -385,12 +501,12 @@ impl Dispatcher {
                 // breaker and is retried only where running twice is harmless.
                 _ => FailureKind::Timeout,
             };
-            let cause = failure.to_string();
+            let cause = sanitize::error_text(&failure.to_string());
             self.settle(permit, CallOutcome::Failed(&cause));
-            attempt.in_scope(|| tracing::warn!(server = %server.name, instance = %instance.id, tool = tool_name, %cause, retry, "upstream call failed"));
+            attempt.in_scope(|| tracing::warn!(server = %server.name, instance = %instance.id, tool = %params.name, %cause, retry, "upstream call failed"));
             tried.push(instance.id.clone());
             let retry_allowed = retry < policy.attempts
-                && is_retryable(kind, idempotent)
+                && is_retryable(kind, admitted.idempotent)
                 && !cancel.is_cancelled()
                 && server.retry_budget.try_withdraw(Instant::now());
             if !retry_allowed {
@@ -411,6 +527,64 @@ impl Dispatcher {
                 }
             }
             retry += 1;
+        }
+    }
+
+    /// One upstream call on `instance`, under the `attempt` span, with the trace passed on.
+    async fn attempt(
+        &self,
+        server: &ServerEntry,
+        instance: &Arc<crate::registry::Instance>,
+        params: &CallToolRequestParams,
+        progress: Option<ProgressSink>,
+        cancel: &CancellationToken,
+        attempt: &tracing::Span,
+    ) -> Attempt {
+        let timeout = server.timeout_for(&params.name, instance);
+        let upstream_call = tracing::debug_span!(
+            parent: attempt,
+            "upstream_call",
+            tool = %params.name,
+            traceparent = tracing::field::Empty,
+            error = tracing::field::Empty
+        );
+        let mut attempt_params = params.clone();
+        if let Some((traceparent, tracestate)) = traces::propagation_of(&upstream_call) {
+            // The instance continues the trace under this span (SEP-414 `_meta`).
+            upstream_call.record("traceparent", traceparent.as_str());
+            let meta = attempt_params.meta.get_or_insert_default();
+            meta.set_traceparent(traceparent);
+            match tracestate {
+                Some(state) => meta.set_tracestate(state),
+                None => {
+                    meta.remove("tracestate");
+                }
+            }
+        }
+        let answer = instance
+            .upstream
+            .call_tool(attempt_params, progress, cancel, timeout)
+            .instrument(upstream_call.clone())
+            .await;
+        if let Err(error) = &answer {
+            upstream_call.record("error", tracing::field::display(error));
+            attempt.record("error", tracing::field::display(error));
+        }
+        match answer {
+            Ok(response) => match over_limit(&response, server.settings.limits.max_result_bytes) {
+                Some(why) => {
+                    self.metrics()
+                        .upstream_refusal(&server.name, UpstreamRefusal::ResultTooLarge);
+                    attempt.record("error", why.as_str());
+                    Attempt::OverLimit(why)
+                }
+                None => Attempt::Answered(response),
+            },
+            Err(UpstreamError::Rpc(error)) if error.code != ErrorCode::INTERNAL_ERROR => {
+                Attempt::Refused(bounded_error(error))
+            }
+            Err(UpstreamError::Cancelled) => Attempt::Cancelled,
+            Err(error) => Attempt::Failed(error),
         }
     }
 
@@ -473,6 +647,63 @@ impl Dispatcher {
     }
 }
 
+/// How one upstream attempt ended, for the retry loop.
+enum Attempt {
+    /// The tool answered (a result, its own `isError`, or a task).
+    Answered(CallToolResponse),
+    /// The instance refused the request with a JSON-RPC error other than internal error.
+    Refused(ErrorData),
+    /// The answer was over one of the server's limits.
+    OverLimit(String),
+    /// The caller cancelled.
+    Cancelled,
+    /// No answer: maybe worth another instance.
+    Failed(UpstreamError),
+}
+
+/// Why an answer is over `max_result_bytes`, if it is.
+fn over_limit(response: &CallToolResponse, max_result_bytes: usize) -> Option<String> {
+    let CallToolResponse::Complete(result) = response else {
+        return None;
+    };
+    let size = result_size::approx_bytes(result);
+    (size > max_result_bytes).then(|| {
+        format!(
+            "the result has about {size} bytes, over the server's limits.max_result_bytes ({max_result_bytes})"
+        )
+    })
+}
+
+/// An instance's JSON-RPC error as passed on: its message bounded, its data kept only when
+/// small.
+fn bounded_error(mut error: ErrorData) -> ErrorData {
+    /// Largest `data` passed on from an instance's error, as JSON.
+    const MAX_ERROR_DATA_BYTES: usize = 8 * 1024;
+    error.message = sanitize::error_text(&error.message).into();
+    if error
+        .data
+        .as_ref()
+        .is_some_and(|data| result_size::json_bytes(data) > MAX_ERROR_DATA_BYTES)
+    {
+        error.data = None;
+    }
+    error
+}
+
+/// The refusal of a call over the assistant's rate limit.
+fn rate_limited(caller: &Caller, retry_after: Duration) -> ErrorData {
+    let message = format!(
+        "rate limit exceeded for assistant {}: retry in {:.1} s",
+        caller.assistant,
+        retry_after.as_secs_f64()
+    );
+    ErrorData::new(
+        RATE_LIMITED,
+        message,
+        Some(serde_json::json!({ "retry_after_ms": retry_after.as_millis() as u64 })),
+    )
+}
+
 /// The latency assumed for instances without samples: the fastest known one's. Not 0 (it
 /// would take nearly every call) and not the median (a slower-than-best guess is never
 /// picked at low load, so the instance would never be measured: seen as an idle demo
@@ -532,7 +763,7 @@ fn answered(facts: &mut CallFacts, response: CallToolResponse) -> CallToolRespon
             let text = result
                 .content
                 .iter()
-                .find_map(|c| c.as_text().map(|t| t.text.clone()));
+                .find_map(|c| c.as_text().map(|t| sanitize::error_text(&t.text)));
             facts.end(Outcome::ToolError, text);
         }
         _ => facts.end(Outcome::Ok, None),

@@ -2,22 +2,30 @@
 //! `Authorization: Bearer <key>` (keys live in the store as digests, see `access`); every
 //! request then carries the calling assistant.
 
+use crate::access::bearer_throttle::BearerThrottle;
+use crate::access::client_address::TrustedProxies;
 use crate::access::control::{AccessControl, Caller};
 use crate::gateway::dispatch::Dispatcher;
+use crate::gateway::tool_name;
+use crate::sanitize;
+use crate::telemetry::metrics::{AuthFailure, Metrics};
 use crate::telemetry::traces::{self, context::TraceContext};
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, DiscoverResult, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -26,10 +34,23 @@ use tracing::Instrument;
 #[derive(Clone, Copy, Debug)]
 struct KeyCheck(std::time::Duration);
 
-/// Refuses a request without a valid, unrevoked bearer key (401), and records the calling
-/// assistant otherwise.
+/// What the bearer check in front of `/mcp` needs.
+#[derive(Clone)]
+pub struct BearerGate {
+    /// Keys and assistants.
+    pub access: Arc<AccessControl>,
+    /// Failed attempts per client address.
+    pub throttle: Arc<BearerThrottle>,
+    /// Which proxies' `X-Forwarded-For` names the client.
+    pub proxies: TrustedProxies,
+    /// Where refusals are counted.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Refuses a request without a valid, unrevoked bearer key (401, or 429 once the client's
+/// address has failed too often), and records the calling assistant otherwise.
 pub async fn authenticate(
-    State(access): State<Arc<AccessControl>>,
+    State(gate): State<BearerGate>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -40,29 +61,59 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(caller) = presented.and_then(|key| access.authenticate(key)) else {
-        let message = if presented.is_some() {
-            "invalid or revoked API key"
-        } else {
-            "missing Authorization: Bearer <API key>"
-        };
+    if let Some(caller) = presented.and_then(|key| gate.access.authenticate(key)) {
+        request.extensions_mut().insert(caller);
+        request.extensions_mut().insert(KeyCheck(started.elapsed()));
+        return next.run(request).await;
+    }
+    // Only failures count against the address: a valid key is never throttled.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = peer.map(|peer| gate.proxies.client_address(peer, request.headers()));
+    if let Some(client) = client
+        && let Err(wait) = gate.throttle.failed(client)
+    {
+        gate.metrics.auth_failure(AuthFailure::Throttled);
+        tracing::debug!(%client, "bearer attempts throttled");
+        let retry_after = wait.as_secs().max(1);
         return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer realm=\"fleetdeck\"")],
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
             axum::Json(serde_json::json!({
                 "jsonrpc": "2.0",
                 "id": null,
-                "error": { "code": -32001, "message": message }
+                "error": {
+                    "code": -32001,
+                    "message": format!("too many failed API key attempts from this address: retry in {retry_after} s")
+                }
             })),
         )
             .into_response();
+    }
+    let (reason, message) = if presented.is_some() {
+        (AuthFailure::Invalid, "invalid or revoked API key")
+    } else {
+        (
+            AuthFailure::Missing,
+            "missing Authorization: Bearer <API key>",
+        )
     };
-    request.extensions_mut().insert(caller);
-    request.extensions_mut().insert(KeyCheck(started.elapsed()));
-    next.run(request).await
+    gate.metrics.auth_failure(reason);
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"fleetdeck\"")],
+        axum::Json(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": { "code": -32001, "message": message }
+        })),
+    )
+        .into_response()
 }
 
-/// One downstream MCP session's handler; all share the dispatcher.
+/// One downstream MCP request's handler; all share the dispatcher.
 #[derive(Clone)]
 pub struct GatewayService {
     dispatcher: Arc<Dispatcher>,
@@ -80,6 +131,16 @@ fn caller_of(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> 
         })
 }
 
+impl GatewayService {
+    /// Charges a request that is not a tool call to the caller's rate limit (tool calls are
+    /// charged by the dispatcher, which knows per-tool limits).
+    fn charge(&self, context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+        let caller = caller_of(context)?;
+        self.dispatcher.charge_request(&caller)?;
+        Ok(caller)
+    }
+}
+
 impl ServerHandler for GatewayService {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -94,12 +155,66 @@ impl ServerHandler for GatewayService {
         )
     }
 
+    // Every request draws on the assistant's budget, not only tool calls: listings, pings
+    // and handshakes cost the gateway work too.
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.charge(&context).map(|_| ())
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        self.charge(&context)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        self.charge(&context)?;
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.charge(&context)?;
+        Ok(ListPromptsResult::default())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.charge(&context)?;
+        Ok(ListResourcesResult::default())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.charge(&context)?;
+        Ok(ListResourceTemplatesResult::default())
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let caller = caller_of(&context)?;
+        let caller = self.charge(&context)?;
         Ok(ListToolsResult::with_all_items(
             self.dispatcher.list_tools(&caller).await,
         ))
@@ -110,9 +225,22 @@ impl ServerHandler for GatewayService {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let caller = caller_of(&context)?;
+        // The name as spans may show it: a name that breaks the rule only escaped and cut
+        // (the dispatcher refuses it).
+        let shown_name = match tool_name::check(&request.name) {
+            Ok(name) => name.as_str().to_string(),
+            Err(_) => sanitize::escaped_name(&request.name),
+        };
         // The call's trace: the caller's context if it sent one (`_meta` first, then the
-        // HTTP header), else a new trace.
-        let caller_context = trace_context_of(&request, &context);
+        // HTTP header) and may continue it, else a new trace.
+        let mut refused_context = None;
+        let caller_context = trace_context_of(&request, &context).filter(|c| {
+            refused_context = traces::collector()
+                .claim(c.trace_id, &caller.assistant)
+                .refusal();
+            refused_context.is_none()
+        });
         let root = tracing::debug_span!(
             "tools/call",
             traceparent = %caller_context.as_ref().map_or(String::new(), |c| {
@@ -122,30 +250,19 @@ impl ServerHandler for GatewayService {
                 .as_ref()
                 .and_then(|c| c.tracestate.as_deref())
                 .unwrap_or(""),
-            assistant = tracing::field::Empty,
-            tool = %request.name,
+            traceparent_refused = refused_context.unwrap_or(""),
+            assistant = %caller.assistant,
+            tool = %shown_name,
             outcome = tracing::field::Empty,
             error = tracing::field::Empty,
         );
-        let caller = root.in_scope(|| {
+        root.in_scope(|| {
             let span = tracing::debug_span!(
                 "authenticate",
-                assistant = tracing::field::Empty,
-                key_id = tracing::field::Empty,
+                assistant = %caller.assistant,
+                key_id = caller.key_id,
                 key_check_us = tracing::field::Empty,
-                error = tracing::field::Empty
             );
-            let _entered = span.enter();
-            let caller = caller_of(&context);
-            match &caller {
-                Ok(caller) => {
-                    span.record("assistant", &*caller.assistant);
-                    span.record("key_id", caller.key_id);
-                }
-                Err(error) => {
-                    span.record("error", &*error.message);
-                }
-            };
             let check = context
                 .extensions
                 .get::<axum::http::request::Parts>()
@@ -153,9 +270,7 @@ impl ServerHandler for GatewayService {
             if let Some(KeyCheck(took)) = check {
                 span.record("key_check_us", took.as_micros() as u64);
             }
-            caller
-        })?;
-        root.record("assistant", &*caller.assistant);
+        });
         let progress = context.meta.get_progress_token().map(|token| {
             let peer = context.peer.clone();
             let sink: crate::upstream::ProgressSink =
@@ -203,7 +318,7 @@ fn trace_context_of(
 }
 
 /// Settings of the MCP endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EndpointSettings {
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
@@ -214,11 +329,7 @@ pub struct EndpointSettings {
 }
 
 /// The `/mcp` router: bearer authentication in front of the rmcp streamable HTTP service.
-pub fn router(
-    dispatcher: Arc<Dispatcher>,
-    access: Arc<AccessControl>,
-    settings: EndpointSettings,
-) -> Router {
+pub fn router(dispatcher: Arc<Dispatcher>, gate: BearerGate, settings: EndpointSettings) -> Router {
     let mut config = StreamableHttpServerConfig::default();
     // Stateless: any replica can serve any request; nothing lives in a session.
     config.legacy_session_mode = false;
@@ -239,5 +350,5 @@ pub fn router(
     );
     Router::new()
         .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(access, authenticate))
+        .layer(axum::middleware::from_fn_with_state(gate, authenticate))
 }

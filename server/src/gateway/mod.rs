@@ -6,8 +6,11 @@
 pub mod balancer;
 pub mod breaker;
 pub mod cache;
+pub mod catalog;
 pub mod dispatch;
 pub mod endpoint;
 pub mod latency;
 pub mod record;
+pub mod result_size;
 pub mod retry;
+pub mod tool_name;

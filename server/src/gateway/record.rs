@@ -2,6 +2,7 @@
 //! telemetry counts. Built on the hot path, consumed off it.
 
 use crate::access::audit_log::AuditLog;
+use crate::sanitize::bounded;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::series::SeriesBook;
 use std::sync::Arc;
@@ -83,6 +84,57 @@ pub struct CallRecord {
     pub arguments: Option<String>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// Whether the tool was found in its server's catalog (only those get their own
+    /// metric labels: callers choose the names of the others).
+    pub known_tool: bool,
+}
+
+/// Hard bounds of a record cut down after the database refused it.
+const CUT_NAME_BYTES: usize = 64;
+
+impl CallRecord {
+    /// A one-line description for logs: when, who, which tool, how it ended; every part
+    /// bounded (never the arguments).
+    pub fn summary(&self) -> String {
+        format!(
+            "at_ms={} assistant={} tool={}__{} outcome={}",
+            self.at_ms,
+            bounded(&self.assistant, CUT_NAME_BYTES),
+            bounded(&self.server, CUT_NAME_BYTES),
+            bounded(&self.tool, CUT_NAME_BYTES),
+            self.outcome.as_str()
+        )
+    }
+
+    /// This record with every text stripped of control characters and cut to a small hard
+    /// bound, and without its arguments: what is written when the database refused it as
+    /// it was (the call still counts in the log).
+    pub fn cut_down(&self) -> CallRecord {
+        let cut = |text: &str| bounded(text, CUT_NAME_BYTES).into_owned();
+        let digest_ok =
+            self.args_digest.len() == 64 && self.args_digest.bytes().all(|b| b.is_ascii_hexdigit());
+        CallRecord {
+            assistant: cut(&self.assistant),
+            server: cut(&self.server),
+            tool: cut(&self.tool),
+            instance: self.instance.as_deref().map(cut),
+            trace_id: self.trace_id.as_deref().map(cut),
+            args_digest: if digest_ok {
+                self.args_digest.clone()
+            } else {
+                cut(&self.args_digest)
+            },
+            arguments: None,
+            error: Some(match &self.error {
+                Some(error) => format!(
+                    "{} (record cut down: the database refused it whole)",
+                    bounded(error, 256)
+                ),
+                None => "record cut down: the database refused it whole".to_string(),
+            }),
+            ..self.clone()
+        }
+    }
 }
 
 /// Where call records go: the metrics and the per-minute series (counted at once) and the
@@ -102,6 +154,11 @@ impl CallRecorder {
             metrics,
             series,
         }
+    }
+
+    /// The metrics calls are counted in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Records one call; returns once the audit log holds it (queued, never dropped).

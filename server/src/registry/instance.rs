@@ -216,7 +216,7 @@ impl Instance {
         breaker: BreakerConfig,
     ) -> Self {
         Instance {
-            upstream: UpstreamSession::new(endpoint, max_in_flight as usize),
+            upstream: UpstreamSession::new(endpoint, max_in_flight as usize, &id),
             id,
             server,
             max_in_flight,
@@ -275,7 +275,7 @@ impl Instance {
                 load.last = Some(reading);
                 load.error = None;
             }
-            Err(why) => load.error = Some(why),
+            Err(why) => load.error = Some(crate::sanitize::error_text(&why)),
         }
     }
 
@@ -517,7 +517,7 @@ impl CallPermit {
                 instance.counters.calls.fetch_add(1, Ordering::Relaxed);
                 instance.counters.rate.record(now);
                 instance.counters.failures.fetch_add(1, Ordering::Relaxed);
-                *lock(&instance.last_error) = Some((now, cause.to_string()));
+                *lock(&instance.last_error) = Some((now, crate::sanitize::error_text(cause)));
                 instance.record_call_health(now, false);
             }
             CallOutcome::Abandoned => {}

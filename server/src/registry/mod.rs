@@ -5,7 +5,7 @@ pub mod instance;
 
 pub use instance::{AdminState, CallOutcome, CallPermit, Health, Instance, Refusal};
 
-use crate::config::fleet::{AuditSpec, FleetFile, ScrapeSpec, ServerSpec};
+use crate::config::fleet::{AuditSpec, FleetFile, ScrapeSpec, ServerSpec, UpstreamLimitsSpec};
 use crate::gateway::balancer::Balancer;
 use crate::gateway::breaker::BreakerConfig;
 use crate::gateway::cache::ResultCache;
@@ -62,6 +62,8 @@ pub struct ServerSettings {
     pub health: HealthPolicy,
     /// How its instances' metrics are read.
     pub scrape: ScrapeSpec,
+    /// What its instances may send.
+    pub limits: UpstreamLimitsSpec,
 }
 
 /// The tools a server offers, as last listed.
@@ -93,6 +95,12 @@ pub struct ServerEntry {
     pub tool_list_misses: AtomicU64,
     instances: RwLock<Vec<Arc<Instance>>>,
     catalog: RwLock<ToolCatalog>,
+    /// Held while the tools are listed: one listing at a time.
+    listing: tokio::sync::Mutex<()>,
+    /// When the last background listing was started.
+    relisted_at: std::sync::Mutex<Option<Instant>>,
+    /// The last report of tools left out of the catalog (reported again only when it changes).
+    left_out: std::sync::Mutex<String>,
 }
 
 impl ServerEntry {
@@ -102,6 +110,56 @@ impl ServerEntry {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether the tools were ever listed.
+    pub fn has_catalog(&self) -> bool {
+        self.catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .listed_at
+            .is_some()
+    }
+
+    /// Whether the catalog was listed at or after `at` (by a listing that ran meanwhile).
+    pub fn listed_since(&self, at: Instant) -> bool {
+        self.catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .listed_at
+            .is_some_and(|listed| listed >= at)
+    }
+
+    /// The lock one listing holds.
+    pub fn listing(&self) -> &tokio::sync::Mutex<()> {
+        &self.listing
+    }
+
+    /// Whether a background listing may start now (none started within `every`); if so, it
+    /// counts as started.
+    pub fn relist_due(&self, now: Instant, every: Duration) -> bool {
+        let mut last = self
+            .relisted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| now.saturating_duration_since(at) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Remembers a report of tools left out; returns whether it differs from the last one.
+    pub fn note_left_out(&self, report: &str) -> bool {
+        let mut last = self
+            .left_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last == report {
+            return false;
+        }
+        *last = report.to_string();
+        true
     }
 
     /// The tool catalog.
@@ -224,6 +282,10 @@ pub struct Registry {
     /// "read the stored fleet + apply it" (another replica's change), so neither undoes
     /// the other half-way.
     fleet_changes: tokio::sync::Mutex<()>,
+    /// Whether instances added while running may be at link-local addresses.
+    allow_link_local: std::sync::atomic::AtomicBool,
+    /// Stored instances already refused (reported once).
+    refused: std::sync::Mutex<HashSet<String>>,
 }
 
 /// Split `<server>__<tool>` into its parts.
@@ -245,6 +307,8 @@ impl Registry {
             servers: RwLock::new(servers),
             events,
             fleet_changes: tokio::sync::Mutex::new(()),
+            allow_link_local: std::sync::atomic::AtomicBool::new(false),
+            refused: std::sync::Mutex::new(HashSet::new()),
         })
     }
 
@@ -335,6 +399,16 @@ impl Registry {
         .with_health_policy(entry.settings.health);
         instance.runtime = true;
         instance.upstream.set_keep_alive(entry.settings.keep_alive);
+        // Added on the dashboard (or read back from the store): kept away from metadata
+        // services unless the deployment allows it.
+        if !self
+            .allow_link_local
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            instance
+                .upstream
+                .set_address_policy(crate::upstream::AddressPolicy::NoLinkLocal);
+        }
         let instance = Arc::new(instance);
         entry
             .instances
@@ -346,6 +420,27 @@ impl Registry {
             instance: id.to_string(),
         });
         Ok(instance)
+    }
+
+    /// Lets instances added from now on reach link-local addresses
+    /// (`--allow-link-local-instances`).
+    pub fn set_allow_link_local(&self, allow: bool) {
+        self.allow_link_local
+            .store(allow, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether instances added while running may be at link-local addresses.
+    pub fn allows_link_local(&self) -> bool {
+        self.allow_link_local
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes a stored instance refused; true the first time for this id.
+    pub fn first_refusal(&self, id: &str) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_string())
     }
 
     /// Removes an instance; calls already under way on it finish.
@@ -427,6 +522,7 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
         retry_budget: RetryBudget::new(retry.budget_ratio, 10, Duration::from_secs(10)),
         results: ResultCache::new(
             spec.cache.max_entries,
+            spec.cache.max_bytes,
             Duration::from_secs(spec.cache.results_ttl_s),
         ),
         tool_list_hits: AtomicU64::new(0),
@@ -448,9 +544,13 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
             probe_timeout: Duration::from_millis(spec.probe.timeout_ms),
             health,
             scrape: spec.scrape.clone(),
+            limits: spec.limits,
         },
         instances: RwLock::new(instances),
         catalog: RwLock::new(ToolCatalog::default()),
+        listing: tokio::sync::Mutex::new(()),
+        relisted_at: std::sync::Mutex::new(None),
+        left_out: std::sync::Mutex::new(String::new()),
     }
 }
 

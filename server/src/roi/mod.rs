@@ -322,6 +322,7 @@ mod tests {
             args_digest: "digest".into(),
             arguments: None,
             error: None,
+            known_tool: true,
         }
     }
 

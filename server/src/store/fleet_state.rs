@@ -107,10 +107,16 @@ impl Store {
             .as_ref()
             .map(|c| serde_json::to_string(c).unwrap_or_default());
         let env = serde_json::to_string(&record.env).unwrap_or_else(|_| "{}".into());
+        // The audit row shows the URL redacted: it may carry credentials.
         let action = AdminAction::new(actor, "instance.add", &record.id).after(format!(
             "{} at {}",
             record.server,
-            record.url.clone().or(command.clone()).unwrap_or_default()
+            record
+                .url
+                .as_deref()
+                .map(crate::sanitize::redact_url)
+                .or(command.clone())
+                .unwrap_or_default()
         ));
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;

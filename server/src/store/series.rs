@@ -176,14 +176,16 @@ impl Store {
         advice_only: bool,
         limit: u32,
     ) -> Result<Vec<FleetEventRecord>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_as(
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT id, at_ms, kind, server, instance, message, evidence FROM fleet_events \
-             WHERE ($1 = 0 OR kind <> 'health') ORDER BY at_ms DESC, id DESC LIMIT $2"
+             WHERE ($1 = 0 OR kind IN ('scale_up', 'scale_down')) ORDER BY at_ms DESC, id DESC LIMIT $2"
         )
         .bind(i64::from(advice_only))
         .bind(i64::from(limit))
         .fetch_all(pool)
-        .await)?)
+        .await
+        })?)
     }
 }
 

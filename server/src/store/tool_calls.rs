@@ -571,6 +571,7 @@ mod tests {
             args_digest: format!("digest-{at_ms}"),
             arguments: Some(r#"{"q":"x"}"#.into()),
             error: (outcome != Outcome::Ok).then(|| "went wrong".to_string()),
+            known_tool: true,
         }
     }
 

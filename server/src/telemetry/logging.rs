@@ -1,6 +1,73 @@
 //! Process logs with `tracing`: filter from `RUST_LOG`, text for people or JSON for machines.
+//!
+//! Every line passes through [`RedactingStderr`] on its way out: URLs lose their user
+//! information and query (libraries, rmcp's included, log the URLs they were given), and a
+//! line is cut at [`MAX_LOG_LINE_BYTES`]. Our own code bounds what it logs; this also
+//! covers what other crates log.
 
+use std::io::Write;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Longest log line written (a longer one is cut and marked).
+pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+
+/// Writes one formatted log event to stderr, redacted and bounded, when dropped (the
+/// formatter writes each event through a fresh writer).
+#[derive(Default)]
+pub struct RedactingStderr {
+    line: Vec<u8>,
+}
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Keep a little more than the bound, so that a cut line is known to be cut.
+        let room = (MAX_LOG_LINE_BYTES + 64).saturating_sub(self.line.len());
+        self.line.extend_from_slice(&buf[..buf.len().min(room)]);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingStderr {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let _ = std::io::stderr().write_all(redacted_line(&self.line).as_bytes());
+    }
+}
+
+/// A log line as written: URLs redacted, cut at the bound, one newline at the end.
+pub fn redacted_line(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let body = text.trim_end_matches('\n');
+    let mut line = crate::sanitize::redact_urls_in(body);
+    if line.len() > MAX_LOG_LINE_BYTES {
+        let mut end = MAX_LOG_LINE_BYTES;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push_str(" …(cut)");
+    }
+    line.push('\n');
+    line
+}
+
+/// Makes a [`RedactingStderr`] per event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedactedStderr;
+
+impl<'a> MakeWriter<'a> for RedactedStderr {
+    type Writer = RedactingStderr;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingStderr::default()
+    }
+}
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -21,7 +88,7 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,fleetdeck=info,app=info"));
     let lines = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(RedactedStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let lines = match format {
         LogFormat::Text => lines.boxed(),
@@ -31,4 +98,23 @@ pub fn init(format: LogFormat) {
         .with(lines.with_filter(filter))
         .with(crate::telemetry::traces::layer())
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_lose_url_secrets_and_are_bounded() {
+        let line = redacted_line(
+            b"ERROR worker quit: reqwest::Error { url: \"http://10.0.0.1:7/mcp?token=abc123\" } \
+              and http://u:pw@host/x\n",
+        );
+        assert!(!line.contains("abc123") && !line.contains("u:pw"), "{line}");
+        assert!(line.contains("http://10.0.0.1:7/mcp?…"), "{line}");
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let long = redacted_line(&vec![b'x'; 100_000]);
+        assert!(long.len() <= MAX_LOG_LINE_BYTES + 16, "{}", long.len());
+        assert!(long.trim_end().ends_with("…(cut)"));
+    }
 }

@@ -4,6 +4,7 @@
 //! Two kinds of families: those the gateway feeds after every call (`observe`), and those
 //! read from the registry when scraped (`render`): instance gauges, breakers, caches.
 
+pub use crate::access::audit_log::AuditReading;
 use crate::cluster::{ChangeFeed, ChangeFeedReading};
 use crate::gateway::breaker::BreakerState;
 use crate::gateway::record::{CallRecord, Outcome};
@@ -23,8 +24,8 @@ use std::time::Instant;
 /// The content type of `render`'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
-/// Reads the audit log's queue depth at scrape time (the audit log owns the queue).
-pub type AuditQueueDepth = Arc<dyn Fn() -> usize + Send + Sync>;
+/// Reads the audit log's queue depth and drops at scrape time (the audit log owns them).
+pub type AuditStatus = Arc<dyn Fn() -> AuditReading + Send + Sync>;
 
 /// Call-duration buckets in seconds: cache hits take about a millisecond, slow tools
 /// a minute (the longest timeouts fleets configure).
@@ -32,12 +33,8 @@ const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// Most distinct (server, tool) label pairs taken from calls. The names in a record are
-/// as asked, so an assistant calling made-up tools must not grow the series without end;
-/// tools listed in a server's catalog are always admitted.
-const MAX_CALLED_TOOLS: usize = 1000;
-
-/// The label value of calls beyond `MAX_CALLED_TOOLS`.
+/// The label value of calls of tools in no catalog. Callers choose those names, so they
+/// never become labels of their own: made-up tools cannot grow the series.
 const OVERFLOW_LABEL: &str = "_other";
 
 /// Families fed by `observe`, one update per tool call.
@@ -47,7 +44,54 @@ struct CallFamilies {
     upstream_attempts: IntCounterVec,
     upstream_retries: IntCounterVec,
     rate_limited: IntCounterVec,
+    auth_failures: IntCounterVec,
+    upstream_refusals: IntCounterVec,
     build_info: IntGaugeVec,
+}
+
+/// Why a request to `/mcp` was refused before it reached the gateway, as labelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A key that is unknown or revoked.
+    Invalid,
+    /// Too many failed attempts from the client's address: refused unread (429).
+    Throttled,
+}
+
+impl AuthFailure {
+    fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Invalid => "invalid",
+            AuthFailure::Throttled => "throttled",
+        }
+    }
+}
+
+/// What an instance sent that the gateway refused for being over a limit, as labelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamRefusal {
+    /// A tool listing with more tools than the server's `max_tools`.
+    CatalogTooLarge,
+    /// A tool left out of the catalog: name, description or schema over its cap.
+    ToolOverLimit,
+    /// A tool result over `max_result_bytes`.
+    ResultTooLarge,
+    /// A `command` read from the database: only the fleet file starts processes.
+    StoredCommand,
+}
+
+impl UpstreamRefusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            UpstreamRefusal::CatalogTooLarge => "catalog_too_large",
+            UpstreamRefusal::ToolOverLimit => "tool_over_limit",
+            UpstreamRefusal::ResultTooLarge => "result_too_large",
+            UpstreamRefusal::StoredCommand => "stored_command",
+        }
+    }
 }
 
 /// Families copied from the registry at each scrape.
@@ -76,7 +120,6 @@ struct FleetFamilies {
 #[derive(Default)]
 struct KnownTools {
     by_server: HashMap<String, HashSet<String>>,
-    called: usize,
 }
 
 impl KnownTools {
@@ -201,8 +244,18 @@ impl CallFamilies {
             ),
             rate_limited: counter_vec(
                 "fleetdeck_rate_limited_calls_total",
-                "Tool calls refused by the calling assistant's rate limit.",
+                "Requests (tool calls, listings, pings) refused by the calling assistant's rate limit.",
                 &["assistant"],
+            ),
+            auth_failures: counter_vec(
+                "fleetdeck_mcp_auth_failures_total",
+                "Requests to /mcp refused before authentication succeeded, by reason (missing, invalid, throttled).",
+                &["reason"],
+            ),
+            upstream_refusals: counter_vec(
+                "fleetdeck_upstream_refusals_total",
+                "Answers of instances refused for being over a limit, by server and reason.",
+                &["server", "reason"],
             ),
             build_info,
         }
@@ -215,6 +268,8 @@ impl CallFamilies {
             self.upstream_attempts.collect(),
             self.upstream_retries.collect(),
             self.rate_limited.collect(),
+            self.auth_failures.collect(),
+            self.upstream_refusals.collect(),
             self.build_info.collect(),
         ]
         .concat()
@@ -497,7 +552,7 @@ impl Metrics {
 
     /// Counts one finished tool call.
     pub fn observe(&self, record: &CallRecord) {
-        let (server, tool) = self.series_names(&record.server, &record.tool);
+        let (server, tool) = self.series_names(record);
         self.calls
             .tool_calls
             .with_label_values(&[server, tool, record.outcome.as_str()])
@@ -530,40 +585,70 @@ impl Metrics {
         }
     }
 
+    /// Counts a request an assistant's rate limit refused that is not a tool call (those
+    /// are counted from their record).
+    pub fn rate_limited_request(&self, assistant: &str) {
+        self.calls
+            .rate_limited
+            .with_label_values(&[assistant])
+            .inc();
+    }
+
+    /// Counts a request to `/mcp` refused before authentication.
+    pub fn auth_failure(&self, reason: AuthFailure) {
+        self.calls
+            .auth_failures
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Counts an instance's answer refused for being over a limit.
+    pub fn upstream_refusal(&self, server: &str, reason: UpstreamRefusal) {
+        self.calls
+            .upstream_refusals
+            .with_label_values(&[server, reason.as_str()])
+            .inc();
+    }
+
     /// The exposition text: the observed calls plus the fleet's state read from
-    /// `registry` now, and the audit log's queue depth.
-    pub fn render(&self, registry: &Registry, audit_queue_depth: usize) -> String {
+    /// `registry` now, and the audit log's queue depth and drops.
+    pub fn render(&self, registry: &Registry, audit: AuditReading) -> String {
         self.know_catalogs(registry);
         let mut families = self.calls.collect();
         {
             let fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
-            fleet.fill(registry, audit_queue_depth, Instant::now());
+            fleet.fill(registry, audit.depth, Instant::now());
             families.extend(fleet.collect());
         }
+        let dropped = IntCounter::new(
+            "fleetdeck_audit_records_dropped_total",
+            "Tool-call records the database refused for good, even cut down (logged once each).",
+        )
+        .expect("a valid counter definition");
+        dropped.inc_by(audit.dropped);
+        families.extend(dropped.collect());
         if let Some(feed) = &self.change_feed {
             families.extend(change_feed_families(feed.reading()));
         }
         encode(families)
     }
 
-    /// The labels a call is counted under: its own names while there is room for them
-    /// (or the tool is in a catalog), else the overflow label.
-    fn series_names<'a>(&self, server: &'a str, tool: &'a str) -> (&'a str, &'a str) {
+    /// The labels a call is counted under: its own names if its tool is in a catalog, else
+    /// the overflow label.
+    fn series_names<'a>(&self, record: &'a CallRecord) -> (&'a str, &'a str) {
+        if !record.known_tool {
+            return (OVERFLOW_LABEL, OVERFLOW_LABEL);
+        }
+        let (server, tool) = (record.server.as_str(), record.tool.as_str());
         let read = self.known.read().unwrap_or_else(PoisonError::into_inner);
         if read.contains(server, tool) {
             return (server, tool);
         }
         drop(read);
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
-        if known.contains(server, tool) {
-            return (server, tool);
+        if known.insert(server, tool) {
+            self.calls.start_at_zero(server, tool);
         }
-        if known.called >= MAX_CALLED_TOOLS {
-            return (OVERFLOW_LABEL, OVERFLOW_LABEL);
-        }
-        known.called += 1;
-        known.insert(server, tool);
-        self.calls.start_at_zero(server, tool);
         (server, tool)
     }
 
@@ -637,7 +722,12 @@ mod tests {
             args_digest: String::new(),
             arguments: None,
             error: None,
+            known_tool: true,
         }
+    }
+
+    fn depth(depth: usize) -> AuditReading {
+        AuditReading { depth, dropped: 0 }
     }
 
     fn registry() -> Arc<Registry> {
@@ -706,7 +796,7 @@ mod tests {
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 3));
         metrics.observe(&record("search", "query", Outcome::Failed, 3, 3));
         metrics.observe(&record("search", "lookup", Outcome::ToolError, 1, 3));
-        let text = metrics.render(&registry, 0);
+        let text = metrics.render(&registry, depth(0));
         let calls = |tool, outcome| {
             value(
                 &text,
@@ -727,7 +817,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 3));
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 2000));
-        let text = metrics.render(&registry(), 0);
+        let text = metrics.render(&registry(), depth(0));
         let bucket = |le| {
             value(
                 &text,
@@ -758,7 +848,7 @@ mod tests {
         metrics.observe(&record("search", "query", Outcome::Failed, 3, 3));
         // Refused before any attempt: no upstream work.
         metrics.observe(&record("search", "query", Outcome::Denied, 0, 3));
-        let text = metrics.render(&registry(), 0);
+        let text = metrics.render(&registry(), depth(0));
         let server = [("server", "search")];
         assert_eq!(
             value(&text, "fleetdeck_upstream_attempts_total", &server),
@@ -776,7 +866,7 @@ mod tests {
         metrics.observe(&record("search", "query", Outcome::RateLimited, 0, 0));
         metrics.observe(&record("search", "lookup", Outcome::RateLimited, 0, 0));
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 3));
-        let text = metrics.render(&registry(), 0);
+        let text = metrics.render(&registry(), depth(0));
         assert_eq!(
             value(
                 &text,
@@ -812,7 +902,7 @@ mod tests {
         // As `/metrics` does: moka counts entries once its pending maintenance ran.
         server.results.stats().await;
 
-        let text = metrics.render(&registry, 42);
+        let text = metrics.render(&registry, depth(42));
         let instance =
             |name, instance| value(&text, name, &[("server", "search"), ("instance", instance)]);
         let state = |name, instance, state| {
@@ -881,7 +971,7 @@ mod tests {
 
         // The next scrape sees the new state, and the instance that left has no series.
         assert!(registry.remove_instance("search-2").is_some());
-        let text = metrics.render(&registry, 0);
+        let text = metrics.render(&registry, depth(0));
         assert!(!text.contains("search-2"), "{text}");
         assert_eq!(value(&text, "fleetdeck_audit_queue_depth", &[]), Some(0.0));
     }
@@ -895,7 +985,7 @@ mod tests {
             .server("search")
             .unwrap()
             .set_catalog(vec![tool], Instant::now());
-        let text = metrics.render(&registry, 0);
+        let text = metrics.render(&registry, depth(0));
         for outcome in Outcome::ALL {
             assert_eq!(
                 value(
@@ -922,30 +1012,31 @@ mod tests {
     }
 
     #[test]
-    fn made_up_tool_names_beyond_the_limit_share_one_series() {
+    fn tools_in_no_catalog_share_one_series() {
         let metrics = Metrics::new();
         let registry = registry();
-        for n in 0..MAX_CALLED_TOOLS + 5 {
-            metrics.observe(&record(&format!("nope{n}"), "x", Outcome::Rejected, 0, 1));
+        for n in 0..50 {
+            let mut made_up = record(&format!("nope{n}"), "x", Outcome::Rejected, 0, 1);
+            made_up.known_tool = false;
+            metrics.observe(&made_up);
         }
-        // A listed tool still gets its own series once a scrape has seen the catalog.
+        // A listed tool gets its own series once a scrape has seen the catalog.
         let tool = Tool::new("query", "Search", Arc::new(serde_json::Map::new()));
         registry
             .server("search")
             .unwrap()
             .set_catalog(vec![tool], Instant::now());
-        metrics.render(&registry, 0);
+        metrics.render(&registry, depth(0));
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 1));
-        let text = metrics.render(&registry, 0);
+        let text = metrics.render(&registry, depth(0));
         let servers: HashSet<String> = samples(&text)
             .into_iter()
             .filter(|s| s.name == "fleetdeck_tool_calls_total")
             .map(|s| s.labels["server"].clone())
             .collect();
         assert_eq!(
-            servers.len(),
-            MAX_CALLED_TOOLS + 2,
-            "the cap, _other, search"
+            servers,
+            HashSet::from([OVERFLOW_LABEL.to_string(), "search".to_string()])
         );
         let rejected = [
             ("server", OVERFLOW_LABEL),
@@ -954,7 +1045,7 @@ mod tests {
         ];
         assert_eq!(
             value(&text, "fleetdeck_tool_calls_total", &rejected),
-            Some(5.0)
+            Some(50.0)
         );
         assert_eq!(
             value(
@@ -972,7 +1063,7 @@ mod tests {
         let registry = registry();
         metrics.observe(&record("search", "query", Outcome::RateLimited, 0, 1));
         metrics.observe(&record("search", "query", Outcome::Ok, 2, 1));
-        let text = metrics.render(&registry, 1);
+        let text = metrics.render(&registry, depth(1));
         let mut types = HashMap::new();
         let mut helps = HashSet::new();
         for line in text.lines() {
@@ -983,8 +1074,9 @@ mod tests {
                 types.insert(name.to_owned(), kind.to_owned());
             }
         }
-        // 21: the scraped-load families appear only for instances whose metrics_url answered.
-        assert_eq!(types.len(), 21, "{types:?}");
+        // 22: the scraped-load families appear only for instances whose metrics_url
+        // answered, the refusal counters once something was refused.
+        assert_eq!(types.len(), 22, "{types:?}");
         for (name, kind) in &types {
             assert!(name.starts_with("fleetdeck_"), "{name}");
             assert!(helps.contains(name), "{name} has no HELP");

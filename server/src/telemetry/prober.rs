@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 /// Probes every instance every `interval` until the task is dropped. Health changes are
 /// published to the dashboard and recorded as fleet events.
 pub async fn run(registry: Arc<Registry>, store: Store, interval: Duration) {
+    // No redirects: whatever answers at a metrics_url cannot send the scraper elsewhere.
     let client = reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default();
     // Scraped values outlive a missed scrape or two, not more.

@@ -106,7 +106,11 @@ pub fn signals(previous: Option<&Reading>, current: &Reading) -> LoadSignals {
     }
 }
 
-/// Fetches `url` within `timeout` and reads it.
+/// Largest exposition read from an instance (a node_exporter page is ~100 KiB).
+pub const MAX_SCRAPE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Fetches `url` within `timeout` and reads it; the body is read up to
+/// [`MAX_SCRAPE_BYTES`], never further. Errors name the URL redacted.
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
@@ -114,10 +118,10 @@ pub async fn fetch(
     timeout: Duration,
 ) -> Result<Reading, ScrapeError> {
     let failed = |reason: String| ScrapeError::Fetch {
-        url: url.to_string(),
-        reason,
+        url: crate::sanitize::redact_url(url),
+        reason: crate::sanitize::scrub_url(&reason, url),
     };
-    let response = client
+    let mut response = client
         .get(url)
         .timeout(timeout)
         .send()
@@ -127,7 +131,20 @@ pub async fn fetch(
     if !status.is_success() {
         return Err(failed(format!("HTTP {status}")));
     }
-    let text = response.text().await.map_err(|e| failed(e.to_string()))?;
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_SCRAPE_BYTES as u64)
+    {
+        return Err(failed(format!("the page is over {MAX_SCRAPE_BYTES} bytes")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_SCRAPE_BYTES {
+            return Err(failed(format!("the page is over {MAX_SCRAPE_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(body).map_err(|_| ScrapeError::Parse("not UTF-8".into()))?;
     read(&text, in_flight_metric, Instant::now())
 }
 
@@ -182,7 +199,7 @@ http_request_duration_seconds_count 7
         )
         .unwrap();
         let registry = crate::registry::Registry::from_fleet(&fleet);
-        let text = crate::telemetry::metrics::Metrics::new().render(&registry, 0);
+        let text = crate::telemetry::metrics::Metrics::new().render(&registry, Default::default());
         let reading = read(&text, Some("fleetdeck_instance_in_flight"), Instant::now()).unwrap();
         assert_eq!(reading.in_flight, Some(0.0), "{text}");
     }

@@ -340,6 +340,7 @@ mod tests {
             args_digest: String::new(),
             arguments: None,
             error: None,
+            known_tool: true,
         }
     }
 

@@ -4,7 +4,8 @@
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
-    ClientRequest, Implementation, ProgressNotificationParam, ServerResult, Tool,
+    ClientRequest, Implementation, PaginatedRequestParams, ProgressNotificationParam, ServerResult,
+    Tool,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RoleClient, RunningService};
 use rmcp::{ClientHandler, ServiceError, ServiceExt};
@@ -74,6 +75,88 @@ pub enum UpstreamError {
     /// The instance answered with something that is not a tool result.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// The answer is over one of the server's limits (e.g. too many tools).
+    #[error("{0}")]
+    OverLimit(String),
+}
+
+/// Which addresses an instance may be reached at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddressPolicy {
+    /// Any (instances of the fleet file: their author chose the address).
+    #[default]
+    Any,
+    /// Not link-local (169.254.0.0/16, fe80::/10): where cloud metadata services answer.
+    /// For instances added on the dashboard, unless `--allow-link-local-instances`.
+    NoLinkLocal,
+}
+
+/// Whether `address` is link-local (IPv4 169.254.0.0/16 or IPv6 fe80::/10, also as an
+/// IPv4-mapped IPv6 address): the cloud metadata services (169.254.169.254, fd00:ec2::254
+/// aside) live there.
+pub fn is_link_local(address: std::net::IpAddr) -> bool {
+    match address {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            // fd00:ec2::254 is AWS's IPv6 metadata address (unique local, not link-local).
+            None => v6.is_unicast_link_local() || v6 == METADATA_V6,
+        },
+    }
+}
+
+/// AWS's IPv6 instance metadata address.
+const METADATA_V6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+
+/// Host names of cloud metadata services, refused like their addresses.
+pub const METADATA_HOSTS: &[&str] = &["metadata.google.internal", "metadata", "instance-data"];
+
+/// Why `url` may not be used under `policy`, judging its host as written (a name is
+/// resolved at connection time, see [`LinkLocalFilter`]).
+pub fn refused_address(url: &str, policy: AddressPolicy) -> Option<String> {
+    if policy == AddressPolicy::Any {
+        return None;
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    let refused = match parsed.host()? {
+        url::Host::Ipv4(v4) => is_link_local(v4.into()),
+        url::Host::Ipv6(v6) => is_link_local(v6.into()),
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            METADATA_HOSTS.contains(&name.as_str())
+        }
+    };
+    refused.then(|| {
+        format!(
+            "{} is a link-local or cloud-metadata address (allow with --allow-link-local-instances)",
+            crate::sanitize::redact_url(url)
+        )
+    })
+}
+
+/// A DNS resolver that drops link-local answers, so that a host name cannot lead an
+/// instance added on the dashboard to a metadata service.
+#[derive(Clone, Copy, Debug, Default)]
+struct LinkLocalFilter;
+
+impl reqwest::dns::Resolve for LinkLocalFilter {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|address| !is_link_local(address.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(format!(
+                    "{host} resolves to no address an instance may use (link-local addresses are refused)"
+                )
+                .into());
+            }
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Where progress notifications of one call go (the downstream caller), in order.
@@ -133,6 +216,10 @@ pub struct UpstreamSession {
     reconnect: std::sync::Mutex<Reconnect>,
     /// Reuse HTTP connections (see the fleet file's `keep_alive`).
     keep_alive: std::sync::atomic::AtomicBool,
+    /// Which addresses it may reach.
+    address_policy: std::sync::Mutex<AddressPolicy>,
+    /// The instance's id, for the log lines of its stdio child.
+    label: String,
     /// Process group of the stdio child, killed as a whole with the session.
     child_group: std::sync::Mutex<Option<u32>>,
     progress: ProgressDispatcher,
@@ -142,9 +229,11 @@ pub struct UpstreamSession {
 
 impl UpstreamSession {
     /// A session to `endpoint`, connected on first use; `max_concurrent` bounds its HTTP
-    /// requests in flight.
-    pub fn new(endpoint: Endpoint, max_concurrent: usize) -> Self {
+    /// requests in flight; `label` names the instance in log lines.
+    pub fn new(endpoint: Endpoint, max_concurrent: usize, label: &str) -> Self {
         UpstreamSession {
+            label: crate::sanitize::bounded_owned(label, 64),
+            address_policy: std::sync::Mutex::new(AddressPolicy::Any),
             endpoint,
             max_concurrent: max_concurrent.max(1),
             session: tokio::sync::Mutex::new(None),
@@ -162,9 +251,33 @@ impl UpstreamSession {
             .store(keep_alive, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Restricts the addresses it may reach from the next session on.
+    pub fn set_address_policy(&self, policy: AddressPolicy) {
+        *self
+            .address_policy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = policy;
+    }
+
+    fn address_policy(&self) -> AddressPolicy {
+        *self
+            .address_policy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// An error text from a client library, fit to keep: the instance's URL redacted (and
+    /// any other URL it quotes), bounded.
+    fn scrub(&self, text: &str) -> String {
+        match &self.endpoint {
+            Endpoint::Http { url } => crate::sanitize::scrub_url(text, url),
+            Endpoint::Stdio { .. } => crate::sanitize::scrub_url(text, ""),
+        }
     }
 
     /// The live session, connecting (once, under the lock) if there is none.
@@ -227,24 +340,32 @@ impl UpstreamSession {
     }
 
     async fn connect(&self, handler: UpstreamClient) -> Result<Session, UpstreamError> {
-        let connect_error = |e: &dyn std::fmt::Display| UpstreamError::Connect(e.to_string());
+        let connect_error =
+            |e: &dyn std::fmt::Display| UpstreamError::Connect(self.scrub(&e.to_string()));
         match &self.endpoint {
             Endpoint::Http { url } => {
                 use rmcp::transport::StreamableHttpClientTransport;
                 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+                let policy = self.address_policy();
+                if let Some(why) = refused_address(url, policy) {
+                    return Err(UpstreamError::Connect(why));
+                }
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 config.max_concurrent_requests = self.max_concurrent;
-                let transport = if self.keep_alive.load(std::sync::atomic::Ordering::Relaxed) {
-                    let client = reqwest::Client::builder()
-                        .pool_max_idle_per_host(self.max_concurrent)
-                        .tcp_nodelay(true)
-                        .build()
-                        .map_err(|e| connect_error(&e))?;
-                    StreamableHttpClientTransport::with_client(client, config)
-                } else {
-                    // rmcp's default: a new connection per request, safe with any server.
-                    StreamableHttpClientTransport::from_config(config)
-                };
+                let keep_alive = self.keep_alive.load(std::sync::atomic::Ordering::Relaxed);
+                let mut client = reqwest::Client::builder()
+                    // An instance (or whoever answers at its address) cannot send the
+                    // gateway elsewhere: a redirect is an error, not a new destination.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .tcp_nodelay(true)
+                    // Without keep-alive, a new connection per request (rmcp's default,
+                    // safe with any server).
+                    .pool_max_idle_per_host(if keep_alive { self.max_concurrent } else { 0 });
+                if policy == AddressPolicy::NoLinkLocal {
+                    client = client.dns_resolver(std::sync::Arc::new(LinkLocalFilter));
+                }
+                let client = client.build().map_err(|e| connect_error(&e))?;
+                let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve(transport)
                     .await
@@ -256,14 +377,26 @@ impl UpstreamSession {
                     .split_first()
                     .ok_or_else(|| UpstreamError::Connect("empty command".into()))?;
                 let mut wrap = CommandWrap::with_new(program, |cmd| {
+                    // A cleared environment: the gateway's secrets (DATABASE_URL,
+                    // FLEETDECK_*) never reach a child; it gets what it needs to run and
+                    // what the fleet file declares.
+                    cmd.env_clear();
+                    for name in INHERITED_ENV {
+                        if let Some(value) = std::env::var_os(name) {
+                            cmd.env(name, value);
+                        }
+                    }
                     cmd.args(args).envs(env);
                 });
                 // Its own process group, killed as a whole: no grandchild outlives the instance.
                 wrap.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-                let (transport, _stderr) = rmcp::transport::TokioChildProcess::builder(wrap)
-                    .stderr(std::process::Stdio::inherit())
+                let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(wrap)
+                    .stderr(std::process::Stdio::piped())
                     .spawn()
                     .map_err(|e| connect_error(&e))?;
+                if let Some(stderr) = stderr {
+                    tokio::spawn(log_stderr(self.label.clone(), stderr));
+                }
                 // The child leads its group, so its id is the group's.
                 self.kill_child_group();
                 *self
@@ -305,11 +438,40 @@ impl UpstreamSession {
         }
     }
 
-    /// Lists the instance's tools (all pages).
-    pub async fn list_tools(&self, timeout: Duration) -> Result<Vec<Tool>, UpstreamError> {
+    /// Lists the instance's tools (all pages, within `timeout` together). More than
+    /// `max_tools` tools, or more pages than that, is an [`UpstreamError::OverLimit`]: a
+    /// listing never grows without bound.
+    pub async fn list_tools(
+        &self,
+        timeout: Duration,
+        max_tools: usize,
+    ) -> Result<Vec<Tool>, UpstreamError> {
         let peer = self.peer(timeout).await?;
-        match tokio::time::timeout(timeout, peer.list_all_tools()).await {
-            Ok(Ok(tools)) => Ok(tools),
+        let listing = async {
+            let mut tools = Vec::new();
+            let mut cursor = None;
+            for _page in 0..=max_tools {
+                let page = peer
+                    .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+                    .await?;
+                tools.extend(page.tools);
+                if tools.len() > max_tools {
+                    return Ok(Err(format!(
+                        "the instance lists more than {max_tools} tools (the server's limits.max_tools)"
+                    )));
+                }
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    return Ok(Ok(tools));
+                }
+            }
+            Ok(Err(format!(
+                "the instance's tool list runs over more than {max_tools} pages"
+            )))
+        };
+        match tokio::time::timeout(timeout, listing).await {
+            Ok(Ok(Ok(tools))) => Ok(tools),
+            Ok(Ok(Err(why))) => Err(UpstreamError::OverLimit(why)),
             Ok(Err(e)) => Err(self.classify(e).await),
             Err(_) => Err(UpstreamError::Timeout(timeout)),
         }
@@ -344,7 +506,7 @@ impl UpstreamSession {
             Ok(handle) => handle,
             Err(e) => {
                 self.reset().await;
-                return Err(UpstreamError::Connect(e.to_string()));
+                return Err(UpstreamError::Connect(self.scrub(&e.to_string())));
             }
         };
         let mut updates = match progress {
@@ -384,7 +546,10 @@ impl UpstreamSession {
                 Ok(CallToolResponse::InputRequired(result))
             }
             Ok(Ok(ServerResult::CreateTaskResult(result))) => Ok(CallToolResponse::Task(result)),
-            Ok(Ok(other)) => Err(UpstreamError::Protocol(format!("{other:?}"))),
+            // Named, never dumped: the answer is the instance's to choose.
+            Ok(Ok(_)) => Err(UpstreamError::Protocol(
+                "an answer that is not a tool result".into(),
+            )),
             Ok(Err(e)) => Err(self.classify(e).await),
             Err(_) => {
                 self.reset().await;
@@ -398,7 +563,10 @@ impl UpstreamSession {
     /// Maps an rmcp error; a broken transport also resets the session.
     async fn classify(&self, error: ServiceError) -> UpstreamError {
         match error {
-            ServiceError::McpError(data) => UpstreamError::Rpc(data),
+            ServiceError::McpError(mut data) => {
+                data.message = self.scrub(&data.message).into();
+                UpstreamError::Rpc(data)
+            }
             ServiceError::Timeout { timeout } => UpstreamError::Timeout(timeout),
             ServiceError::Cancelled { .. } => UpstreamError::Cancelled,
             ServiceError::UnexpectedResponse => {
@@ -406,9 +574,70 @@ impl UpstreamSession {
             }
             other => {
                 self.reset().await;
-                UpstreamError::Lost(other.to_string())
+                UpstreamError::Lost(self.scrub(&other.to_string()))
             }
         }
+    }
+}
+
+/// What a stdio child inherits from the gateway's environment (besides its declared `env`).
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG"];
+/// Longest stderr line of a stdio child logged (longer ones are cut).
+const MAX_STDERR_LINE_BYTES: usize = 2048;
+/// Most stderr lines of one child logged a minute; the rest are counted, not logged.
+const MAX_STDERR_LINES_PER_MINUTE: u32 = 120;
+
+/// Logs a stdio child's stderr line by line, with the instance id, bounded in line length
+/// and rate (a child writing without end cannot flood the log or grow memory).
+async fn log_stderr(instance: String, stderr: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut reader = tokio::io::BufReader::new(stderr);
+    let mut line = Vec::with_capacity(256);
+    let mut window = std::time::Instant::now();
+    let (mut logged, mut quiet) = (0u32, 0u64);
+    loop {
+        line.clear();
+        // Reads up to a newline, keeping at most the bound (the rest of a long line is
+        // consumed and dropped).
+        let mut cut = false;
+        loop {
+            let buffer = match reader.fill_buf().await {
+                Ok(buffer) => buffer,
+                Err(_) => return,
+            };
+            if buffer.is_empty() {
+                if !line.is_empty() {
+                    break;
+                }
+                return;
+            }
+            let (take, done) = match buffer.iter().position(|b| *b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (buffer.len(), false),
+            };
+            let room = MAX_STDERR_LINE_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&buffer[..take.min(room)]);
+            cut |= take > room;
+            reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        if window.elapsed() >= Duration::from_secs(60) {
+            if quiet > 0 {
+                tracing::warn!(%instance, lines = quiet, "stdio instance: stderr lines not logged (over the rate)");
+            }
+            window = std::time::Instant::now();
+            (logged, quiet) = (0, 0);
+        }
+        if logged >= MAX_STDERR_LINES_PER_MINUTE {
+            quiet += 1;
+            continue;
+        }
+        logged += 1;
+        let text = String::from_utf8_lossy(&line);
+        let text = crate::sanitize::bounded(text.trim_end(), MAX_STDERR_LINE_BYTES);
+        tracing::info!(%instance, cut, "stderr: {text}");
     }
 }
 
@@ -426,5 +655,40 @@ async fn next_update(
     match updates {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_and_metadata_addresses_are_refused_for_dashboard_instances() {
+        let refused = |url| refused_address(url, AddressPolicy::NoLinkLocal);
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://169.254.0.1:8080/mcp",
+            "http://[fe80::abcd]/mcp",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[fd00:ec2::254]/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://METADATA.google.internal./",
+        ] {
+            assert!(refused(url).is_some(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:7001/mcp",
+            "http://10.0.0.5/mcp",
+            "https://search.internal.example/mcp",
+            "http://[::1]:9/mcp",
+        ] {
+            assert_eq!(refused(url), None, "{url}");
+        }
+        assert_eq!(
+            refused_address("http://169.254.169.254/", AddressPolicy::Any),
+            None
+        );
+        let why = refused("http://u:pw@169.254.169.254/?k=v").unwrap();
+        assert!(!why.contains("pw") && !why.contains("k=v"), "{why}");
     }
 }

@@ -3,11 +3,15 @@
 //!
 //! Query: `kind=calls|admin`, `assistant`, `tool`, `outcome`, `who`, `from_ms`, `to_ms`
 //! (empty values mean "any"; `page` and `page_size` are accepted and ignored). Any logged-in
-//! dashboard user may export; anonymous requests get 401, bad queries 400.
+//! dashboard user may export; anonymous requests get 401, bad queries 400. Recorded tool
+//! arguments are exported for operators and admins only (as on the Audit page); a viewer's
+//! export has the digest and an empty `arguments` column.
 
 use super::AppState;
 use crate::store::{AuditCursor, MAX_CHUNK, Store, StoreError};
-use app::wire::{AdminActionEntry, AuditKind, AuditQuery, ToolCallEntry, format_timestamp_utc};
+use app::wire::{
+    AdminActionEntry, AuditKind, AuditQuery, Role, ToolCallEntry, format_timestamp_utc,
+};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -122,7 +126,13 @@ pub(super) async fn export(
         AuditKind::Admin => "admin",
     };
     let body = Body::from_stream(futures::stream::unfold(
-        Export::new(state.store.clone(), query, total, MAX_EXPORT_ROWS),
+        Export::new(
+            state.store.clone(),
+            query,
+            total,
+            MAX_EXPORT_ROWS,
+            user.role,
+        ),
         |mut export| async move {
             let piece = export.next_piece().await?;
             Some((piece, export))
@@ -153,6 +163,8 @@ pub(super) async fn export(
 struct Export {
     store: Store,
     query: AuditQuery,
+    /// Who downloads: decides whether recorded arguments are included.
+    reader: Role,
     total: u64,
     cap: usize,
     after: Option<AuditCursor>,
@@ -162,11 +174,12 @@ struct Export {
 }
 
 impl Export {
-    /// An export of at most `cap` rows out of `total` matching ones.
-    fn new(store: Store, query: AuditQuery, total: u64, cap: usize) -> Self {
+    /// An export of at most `cap` rows out of `total` matching ones, for `reader`.
+    fn new(store: Store, query: AuditQuery, total: u64, cap: usize, reader: Role) -> Self {
         Export {
             store,
             query,
+            reader,
             total,
             cap,
             after: None,
@@ -193,6 +206,7 @@ impl Export {
         }
         let room = self.cap - self.exported;
         let limit = u32::try_from(room).unwrap_or(MAX_CHUNK).min(MAX_CHUNK);
+        let reader = self.reader;
         let read = match self.query.kind {
             AuditKind::Calls => self
                 .store
@@ -200,7 +214,7 @@ impl Export {
                 .await
                 .map(|chunk| {
                     for row in &chunk.rows {
-                        push_csv_record(&mut out, &call_fields(row));
+                        push_csv_record(&mut out, &call_fields(&row.clone().for_reader(reader)));
                     }
                     (chunk.rows.len(), chunk.next)
                 }),
@@ -509,7 +523,7 @@ name = "search"
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 metrics: Arc::new(crate::telemetry::metrics::Metrics::new()),
                 series: Arc::new(crate::telemetry::series::SeriesBook::new()),
-                audit_queue_depth: Arc::new(|| 0),
+                audit: Arc::new(Default::default),
             };
             let router = Router::new()
                 .route("/api/audit.csv", axum::routing::get(export))
@@ -545,10 +559,12 @@ name = "search"
 
         /// Logs a new viewer in and returns the session cookie.
         async fn viewer_cookie(router: &Router, store: &Store) -> String {
-            let user = store
-                .insert_user("vera", "hash", Role::Viewer, "test")
-                .await
-                .unwrap();
+            login_cookie(router, store, "vera", Role::Viewer).await
+        }
+
+        /// Logs a new user with `role` in and returns the session cookie.
+        async fn login_cookie(router: &Router, store: &Store, name: &str, role: Role) -> String {
+            let user = store.insert_user(name, "hash", role, "test").await.unwrap();
             let response = get(router, &format!("/test/login/{}", user.id), None).await;
             let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
             cookie.split(';').next().unwrap().to_string()
@@ -570,6 +586,7 @@ name = "search"
                 args_digest: "d".into(),
                 arguments: arguments.map(str::to_string),
                 error: None,
+                known_tool: true,
             }
         }
 
@@ -592,7 +609,7 @@ name = "search"
                 page_size: 1,
                 ..AuditQuery::default()
             };
-            let body = drain(Export::new(store.clone(), query.clone(), 5, 3)).await;
+            let body = drain(Export::new(store.clone(), query.clone(), 5, 3, Role::Admin)).await;
             let lines: Vec<_> = body.trim_end().split("\r\n").collect();
             assert_eq!(lines.len(), 1 + 3 + 1, "{body}");
             let times: Vec<_> = lines[1..4]
@@ -605,7 +622,7 @@ name = "search"
                 "# truncated: the first 3 of 5 matching rows; narrow the filters"
             );
             // Exactly at the cap nothing is cut off, so nothing is said.
-            let body = drain(Export::new(store, query, 5, 5)).await;
+            let body = drain(Export::new(store, query, 5, 5, Role::Admin)).await;
             assert_eq!(body.trim_end().split("\r\n").count(), 1 + 5, "{body}");
             assert!(!body.contains("truncated"), "{body}");
         }
@@ -618,7 +635,7 @@ name = "search"
         }
 
         #[tokio::test]
-        async fn a_viewer_downloads_the_filtered_calls_as_csv() {
+        async fn a_viewer_downloads_the_filtered_calls_as_csv_without_recorded_arguments() {
             let (router, store, _dir) = app().await;
             let cookie = viewer_cookie(&router, &store).await;
             store
@@ -651,11 +668,23 @@ name = "search"
                 lines[1],
                 "1970-01-01T00:00:03.000Z,3000,alpha,search,query,search-1,ok,false,1.500,1,,d,,,3"
             );
+            // The call's arguments were recorded; a viewer gets the digest only.
+            assert_eq!(
+                lines[2],
+                "1970-01-01T00:00:01.000Z,1000,alpha,search,query,search-1,ok,false,1.500,1,,d,,,1"
+            );
+            assert_eq!(lines[3], "");
+            assert!(!body.contains("cmd"), "{body}");
+
+            // An operator's export of the same rows has them.
+            let operator = login_cookie(&router, &store, "otto", Role::Operator).await;
+            let response = get(&router, "/api/audit.csv?assistant=alpha", Some(&operator)).await;
+            let body = text(response).await;
+            let lines: Vec<_> = body.split("\r\n").collect();
             assert_eq!(
                 lines[2],
                 "1970-01-01T00:00:01.000Z,1000,alpha,search,query,search-1,ok,false,1.500,1,,d,\"{\"\"q\"\":\"\"=cmd\"\"}\",,1"
             );
-            assert_eq!(lines[3], "");
         }
 
         #[tokio::test]

@@ -2,7 +2,7 @@
 //! Server functions check the session themselves (with the role they need).
 
 use super::AppState;
-use app::auth::ssr::USER_ID_KEY;
+use app::auth::ssr::session_stamp;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -41,9 +41,8 @@ pub(super) async fn require_login(
     if !needs_login {
         return next.run(request).await;
     }
-    let user_id = session.get::<i64>(USER_ID_KEY).await.ok().flatten();
-    let logged_in = match user_id {
-        Some(id) => matches!(state.control.session_user(id).await, Ok(Some(_))),
+    let logged_in = match session_stamp(&session).await.ok().flatten() {
+        Some(stamp) => matches!(state.control.session_user(stamp).await, Ok(Some(_))),
         None => false,
     };
     if logged_in {

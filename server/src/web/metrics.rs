@@ -18,7 +18,6 @@ async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
     for server in state.registry.servers() {
         server.results.stats().await;
     }
-    let depth = (state.audit_queue_depth)();
-    let body = state.metrics.render(&state.registry, depth);
+    let body = state.metrics.render(&state.registry, (state.audit)());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }

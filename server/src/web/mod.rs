@@ -1,17 +1,25 @@
 //! The HTTP surface: the Leptos dashboard (pages and server functions), sessions, CSRF and
-//! login gates, health endpoints and metrics.
+//! login gates, health endpoints and metrics; and the guards around every route (allowed
+//! hosts, security headers).
 
 mod audit_export;
 mod charts;
+mod client_address;
 mod csrf;
 mod events;
 mod health;
+mod host_allowlist;
 mod login_gate;
 mod metrics;
 mod roi_export;
+mod security_headers;
+mod session_touch;
 
 pub use csrf::AllowedOrigins;
+pub use host_allowlist::AllowedHosts;
+pub use security_headers::SecurityHeaders;
 
+use crate::access::client_address::TrustedProxies;
 use crate::store::{SessionBackend, Store};
 use app::control::SharedControlPlane;
 use axum::Router;
@@ -42,8 +50,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<crate::telemetry::metrics::Metrics>,
     /// The per-minute series, for charts.
     pub series: std::sync::Arc<crate::telemetry::series::SeriesBook>,
-    /// The audit log's queue depth, read at each scrape.
-    pub audit_queue_depth: crate::telemetry::metrics::AuditQueueDepth,
+    /// The audit log's queue depth and drops, read at each scrape.
+    pub audit: crate::telemetry::metrics::AuditStatus,
 }
 
 /// Cookie and origin settings of the dashboard.
@@ -55,6 +63,8 @@ pub struct WebSettings {
     pub session_idle: Duration,
     /// Origins accepted for mutating requests besides the request's own host.
     pub allowed_origins: AllowedOrigins,
+    /// Proxies whose `X-Forwarded-For` names the client (for login throttling).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The logged-in user of a request's session, if any (for routes outside Leptos that the
@@ -63,12 +73,20 @@ async fn session_user(
     state: &AppState,
     session: &tower_sessions::Session,
 ) -> Option<app::wire::SessionUser> {
-    let id = session
-        .get::<i64>(app::auth::ssr::USER_ID_KEY)
+    let stamp = app::auth::ssr::session_stamp(session)
         .await
         .ok()
         .flatten()?;
-    state.control.session_user(id).await.ok().flatten()
+    state.control.session_user(stamp).await.ok().flatten()
+}
+
+/// What every render of a page gets as context: the control plane, and the request's CSP
+/// nonce as Leptos' own.
+fn page_context(control: SharedControlPlane) -> impl Fn() + Clone + Send + 'static {
+    move || {
+        provide_context(control.clone());
+        security_headers::provide_request_nonce();
+    }
 }
 
 /// Builds the whole router.
@@ -92,21 +110,29 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
         .route("/api/audit.csv", axum::routing::get(audit_export::export))
         .route("/charts/{chart}", axum::routing::get(charts::chart))
         .route("/api/roi.csv", axum::routing::get(roi_export::export))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(control.clone()),
-            move || app::shell(options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
+        .leptos_routes_with_context(&state, routes, page_context(control.clone()), move || {
+            app::shell(options.clone())
+        })
+        // The 404 page is rendered too: with the same nonce as its header.
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(page_context(control), app::shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             login_gate::require_login,
         ))
+        // Inside the session layer, so that the touch is saved with the session.
+        .layer(axum::middleware::from_fn_with_state(
+            session_touch::TouchPolicy::for_idle(settings.session_idle),
+            session_touch::touch_active_session,
+        ))
         // Outside the gate: the gate reads the session.
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            settings.trusted_proxies,
+            client_address::tag_client_address,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             settings.allowed_origins,
             csrf::refuse_foreign_origin,
@@ -114,4 +140,19 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
         // Merged after the layers: scrapers neither log in nor get a session.
         .merge(metrics::routes())
         .with_state(state)
+}
+
+/// Guards every route of `router` (the dashboard's and the gateway's alike): requests for
+/// a host not allowed are refused, and every response carries the security headers.
+pub fn guard_every_route(router: Router, hosts: AllowedHosts, headers: SecurityHeaders) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            host_allowlist::refuse_unknown_host,
+        ))
+        // Outermost: a refusal carries the headers too.
+        .layer(axum::middleware::from_fn_with_state(
+            headers,
+            security_headers::add_security_headers,
+        ))
 }

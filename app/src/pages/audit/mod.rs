@@ -29,8 +29,8 @@ pub async fn query_audit(query: AuditQuery) -> Result<crate::wire::AuditPage, Ap
     use crate::auth::ssr::*;
     use crate::wire::Role;
     respond(async move {
-        require(Role::Viewer).await?;
-        control()?.audit(query).await
+        let reader = require(Role::Viewer).await?;
+        control()?.audit(&reader, query).await
     })
     .await
 }
@@ -360,7 +360,7 @@ fn CallsTable(calls: Vec<ToolCallEntry>) -> impl IntoView {
                         <th class="num">"Duration (ms)"</th>
                         <th class="num">"Attempts"</th>
                         <th>"Trace"</th>
-                        <th>"Arguments digest"</th>
+                        <th>"Arguments"</th>
                         <th>"Error"</th>
                     </tr>
                 </thead>
@@ -382,6 +382,16 @@ fn CallRow(call: ToolCallEntry) -> impl IntoView {
             </a>
         }
     });
+    // Present only where the server records arguments and the reader may see them (the
+    // server leaves them out for viewers).
+    let arguments = call.arguments.map(|arguments| {
+        view! {
+            <details class="call-arguments">
+                <summary>"recorded"</summary>
+                <code data-testid="call-arguments">{arguments}</code>
+            </details>
+        }
+    });
     let error = call.error.map(|error| {
         let title = error.clone();
         view! { <div class="last-error" title=title>{error}</div> }
@@ -401,6 +411,7 @@ fn CallRow(call: ToolCallEntry) -> impl IntoView {
             <td>{trace}</td>
             <td>
                 <code class="digest" title=call.args_digest.clone()>{shorten(&call.args_digest, 12)}</code>
+                {arguments}
             </td>
             <td class="last-error-cell">{error}</td>
         </tr>

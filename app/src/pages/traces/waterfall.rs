@@ -95,8 +95,17 @@ fn SpanRow(span: SpanView, total: f64) -> impl IntoView {
     let (left, width) = bar_geometry(span.start_offset_ms, span.duration_ms, total);
     let failed = span.status == "error";
     let label = span_label(&span);
-    let indent = format!("padding-left: {:.1}rem", f64::from(span.depth) * 1.2);
-    let bar = format!("left: {left:.3}%; width: {width:.3}%");
+    // Indent and bar without inline styles (the Content-Security-Policy allows none): one
+    // spacer per level, and the bar as SVG geometry.
+    let indent = (0..span.depth)
+        .map(|_| view! { <span class="span-indent" aria-hidden="true"></span> })
+        .collect_view();
+    let (bar_x, bar_width) = (format!("{left:.3}%"), format!("{width:.3}%"));
+    let bar_title = format!(
+        "{} at +{}",
+        format_duration_ms(span.duration_ms),
+        format_duration_ms(span.start_offset_ms)
+    );
     let attributes = span.attributes.clone();
     let events = span.events.clone();
     view! {
@@ -110,13 +119,16 @@ fn SpanRow(span: SpanView, total: f64) -> impl IntoView {
         >
             <details>
                 <summary>
-                    <span class="span-name" style=indent>
+                    <span class="span-name">
+                        {indent}
                         <code>{span.name.clone()}</code>
                         " "
                         <span class="span-label muted" data-testid="span-label">{label}</span>
                     </span>
-                    <span class="span-track">
-                        <span class="span-bar" style=bar title=format!("{} at +{}", format_duration_ms(span.duration_ms), format_duration_ms(span.start_offset_ms))></span>
+                    <span class="span-track" title=bar_title>
+                        <svg aria-hidden="true">
+                            <rect class="span-bar" x=bar_x y="0" width=bar_width height="100%" rx="3"></rect>
+                        </svg>
                     </span>
                     <span class="span-duration num">{format_duration_ms(span.duration_ms)}</span>
                 </summary>

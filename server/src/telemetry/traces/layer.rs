@@ -6,6 +6,7 @@
 use super::Collector;
 use super::context::{self, TraceContext};
 use super::model::{FinishedSpan, SpanEvent, Trace};
+use crate::sanitize::{MAX_ATTRIBUTE_BYTES, bounded_owned};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -72,10 +73,41 @@ struct Fields<'a> {
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        set(self.attributes, field.name(), value.to_string());
+        set(
+            self.attributes,
+            field.name(),
+            bounded_owned(value, MAX_ATTRIBUTE_BYTES),
+        );
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        set(self.attributes, field.name(), format!("{value:?}"));
+        // Formatted into a bounded buffer: a huge value is never rendered whole.
+        let mut text = BoundedWriter::default();
+        let _ = write!(text, "{value:?}");
+        set(
+            self.attributes,
+            field.name(),
+            bounded_owned(&text.0, MAX_ATTRIBUTE_BYTES),
+        );
+    }
+}
+
+/// A `fmt::Write` that keeps the first bytes written and drops the rest.
+#[derive(Default)]
+struct BoundedWriter(String);
+
+impl std::fmt::Write for BoundedWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        // A little over the bound, so that `bounded` sees the text was longer and marks it.
+        let room = (MAX_ATTRIBUTE_BYTES + 8).saturating_sub(self.0.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let mut end = room.min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&s[..end]);
+        Ok(())
     }
 }
 
@@ -190,7 +222,7 @@ where
         state.events.push(SpanEvent {
             at_us: state.trace.offset_us(Instant::now()),
             level: event.metadata().level().to_string(),
-            message: message.trim_start().to_string(),
+            message: bounded_owned(message.trim_start(), MAX_ATTRIBUTE_BYTES),
         });
     }
 

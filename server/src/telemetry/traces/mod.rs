@@ -23,6 +23,42 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// How many finished traces the in-memory ring keeps by default.
 pub const DEFAULT_RING_CAPACITY: usize = 2000;
+/// Most fragments (calls) one trace id may gather: a caller reusing its trace id for ever
+/// gets a new trace for each call beyond this.
+pub const MAX_FRAGMENTS_PER_TRACE: u32 = 32;
+/// Trace ids remembered with the assistant that owns them, per replica.
+const MAX_OWNED_TRACES: u64 = 200_000;
+/// How long a trace id stays owned after its last fragment.
+const OWNERSHIP_TTL: Duration = Duration::from_secs(3600);
+
+/// Whether a caller may continue the trace its `traceparent` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// A new trace id, or one this assistant already owns with room for another fragment.
+    Granted,
+    /// Another assistant's trace: the caller gets a trace of its own.
+    OwnedByAnother,
+    /// This assistant's trace, but it has [`MAX_FRAGMENTS_PER_TRACE`] fragments already.
+    Full,
+}
+
+impl Claim {
+    /// Why the caller's context was not continued, for the root span.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Claim::Granted => None,
+            Claim::OwnedByAnother => Some("the trace id belongs to another assistant"),
+            Claim::Full => Some("the trace id has its maximum number of fragments"),
+        }
+    }
+}
+
+/// Who owns a trace id, and how many fragments it has.
+#[derive(Debug)]
+struct TraceOwner {
+    assistant: Arc<str>,
+    fragments: std::sync::atomic::AtomicU32,
+}
 
 /// Which finished traces are persisted.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,6 +98,8 @@ pub struct Collector {
     pub finished: AtomicU64,
     /// Traces to persist dropped because the writer's queue was full.
     pub dropped: AtomicU64,
+    /// Trace id → its owner, for callers that send a `traceparent`.
+    owners: moka::sync::Cache<u128, Arc<TraceOwner>>,
 }
 
 impl Collector {
@@ -75,7 +113,32 @@ impl Collector {
             export: RwLock::new(None),
             finished: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            owners: moka::sync::Cache::builder()
+                .max_capacity(MAX_OWNED_TRACES)
+                .time_to_idle(OWNERSHIP_TTL)
+                .build(),
         }
+    }
+
+    /// Whether `assistant` may add a fragment to trace `trace_id` (a caller-chosen id): the
+    /// first assistant to use an id owns it, and an id holds at most
+    /// [`MAX_FRAGMENTS_PER_TRACE`] fragments. A granted claim counts the fragment.
+    pub fn claim(&self, trace_id: u128, assistant: &Arc<str>) -> Claim {
+        let owner = self.owners.get_with(trace_id, || {
+            Arc::new(TraceOwner {
+                assistant: assistant.clone(),
+                fragments: std::sync::atomic::AtomicU32::new(0),
+            })
+        });
+        if *owner.assistant != **assistant {
+            return Claim::OwnedByAnother;
+        }
+        let before = owner.fragments.fetch_add(1, Ordering::Relaxed);
+        if before >= MAX_FRAGMENTS_PER_TRACE {
+            owner.fragments.fetch_sub(1, Ordering::Relaxed);
+            return Claim::Full;
+        }
+        Claim::Granted
     }
 
     /// Sets which traces are persisted.
@@ -95,6 +158,18 @@ impl Collector {
 
     /// Takes a finished trace: into the ring, and (never waiting) into the queues.
     pub fn finish(&self, trace: Trace) {
+        // A trace id of ours that a caller learns later (an instance passing it on) stays
+        // with the assistant whose call made it.
+        if let (Ok(id), Some(assistant)) =
+            (u128::from_str_radix(&trace.trace_id, 16), trace.assistant())
+        {
+            self.owners.get_with(id, || {
+                Arc::new(TraceOwner {
+                    assistant: Arc::from(assistant),
+                    fragments: std::sync::atomic::AtomicU32::new(1),
+                })
+            });
+        }
         let trace = Arc::new(trace);
         self.finished.fetch_add(1, Ordering::Relaxed);
         {
@@ -144,7 +219,8 @@ impl Collector {
             .collect()
     }
 
-    /// Every fragment of `trace_id` still in the ring.
+    /// Every fragment of `trace_id` still in the ring (a new trace of ours becomes owned by
+    /// its assistant once its first fragment finishes: see [`Collector::finish`]).
     pub fn fragments(&self, trace_id: &str) -> Vec<Trace> {
         let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
         ring.iter()
@@ -223,3 +299,49 @@ pub fn propagation_of(span: &Span) -> Option<(String, Option<String>)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ownership_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_assistant_owns_a_trace_id_and_fragments_are_capped() {
+        let collector = Collector::new(16);
+        let (alice, bob): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        assert_eq!(collector.claim(7, &alice), Claim::Granted);
+        assert_eq!(collector.claim(7, &bob), Claim::OwnedByAnother);
+        for _ in 1..MAX_FRAGMENTS_PER_TRACE {
+            assert_eq!(collector.claim(7, &alice), Claim::Granted);
+        }
+        assert_eq!(collector.claim(7, &alice), Claim::Full);
+        assert_eq!(
+            collector.claim(8, &bob),
+            Claim::Granted,
+            "another id is free"
+        );
+        assert!(Claim::OwnedByAnother.refusal().is_some());
+    }
+
+    #[test]
+    fn a_view_keeps_the_owners_fragments_only() {
+        use model::tests::retried_trace;
+        let mut mine = retried_trace("t", 0, "ok");
+        let mut theirs = retried_trace("t", 1_000, "failed");
+        for span in &mut theirs.spans {
+            for attribute in &mut span.attributes {
+                if attribute.0 == "assistant" {
+                    attribute.1 = "mallory".into();
+                }
+            }
+        }
+        mine.root_span_id = "r".into();
+        let kept = model::owned_fragments(vec![theirs, mine]);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].assistant(), Some("claude"));
+        let many: Vec<Trace> = (0..40).map(|n| retried_trace("t", n, "ok")).collect();
+        assert_eq!(
+            model::owned_fragments(many).len(),
+            MAX_FRAGMENTS_PER_TRACE as usize
+        );
+    }
+}

@@ -73,6 +73,13 @@ impl Trace {
         self.spans.iter().find(|s| s.span_id == self.root_span_id)
     }
 
+    /// The assistant whose call this fragment traces (the root's `assistant` field).
+    pub fn assistant(&self) -> Option<&str> {
+        self.root()
+            .and_then(|r| r.attribute("assistant"))
+            .filter(|a| !a.is_empty())
+    }
+
     /// The root's duration in milliseconds.
     pub fn duration_ms(&self) -> f64 {
         self.root().map_or(0.0, |r| r.duration_us as f64 / 1000.0)
@@ -147,6 +154,20 @@ pub fn matches_summary(summary: &TraceSummary, query: &TraceQuery) -> bool {
             .from_ms
             .is_none_or(|from| summary.started_at_ms >= from)
         && query.to_ms.is_none_or(|to| summary.started_at_ms < to)
+}
+
+/// The fragments of one trace id that belong together: the first assistant's (the one
+/// that started the trace), at most `MAX_FRAGMENTS_PER_TRACE` of them, oldest first. A
+/// fragment another assistant added under the same id (another replica let it through, or
+/// it was stored before ownership was checked) is left out.
+pub fn owned_fragments(mut fragments: Vec<Trace>) -> Vec<Trace> {
+    fragments.sort_by_key(|t| t.started_at_us);
+    let owner = fragments
+        .first()
+        .and_then(|t| t.assistant().map(str::to_string));
+    fragments.retain(|t| t.assistant().map(str::to_string) == owner);
+    fragments.truncate(super::MAX_FRAGMENTS_PER_TRACE as usize);
+    fragments
 }
 
 /// The whole view of the fragments of one trace id (usually one; a client that reuses its

@@ -98,7 +98,8 @@ pub async fn view(
     let trace_id = trace_id.trim().to_ascii_lowercase();
     if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AppError::Invalid(format!(
-            "{trace_id:?} is not a trace id (32 hex digits)"
+            "{:?} is not a trace id (32 hex digits)",
+            crate::sanitize::bounded(&trace_id, 40)
         )));
     }
     let mut fragments: Vec<Trace> = collector.fragments(&trace_id);
@@ -114,7 +115,7 @@ pub async fn view(
             fragments.push(fragment);
         }
     }
-    model::trace_view(&fragments)
+    model::trace_view(&model::owned_fragments(fragments))
         .ok_or_else(|| AppError::NotFound(format!("trace {trace_id} (unknown or expired)")))
 }
 

@@ -1,81 +1,20 @@
-//! The dashboard's `ControlPlane`, implemented over the store, the access module and the
-//! registry (the fleet in memory).
+//! The fleet: instances, drains, breakers, caches and the tool catalog.
 
-use crate::access::control::{AccessControl, AccessError};
-use crate::access::{LoginThrottle, UserDirectory, UserError, password};
-use crate::cluster::ChangeFeed;
+use super::{FleetControl, store_failure};
 use crate::gateway::breaker::Transition;
-use crate::gateway::record::Outcome;
-use crate::registry::{AdminState, FleetEvent, Instance, Registry, ServerEntry};
-use crate::store::{
-    AdminAction, Backend, FleetInstanceRecord, Store, StoreChange, StoreError, UserRecord,
-};
-use crate::telemetry::series::SeriesBook;
-use crate::telemetry::traces;
+use crate::registry::{AdminState, FleetEvent, Instance, ServerEntry};
+use crate::store::{AdminAction, FleetInstanceRecord, StoreChange, StoreError};
 use crate::telemetry::{overview, sampler};
 use crate::upstream::Endpoint;
-use app::control::ControlPlane;
+use app::control::FleetPlane;
 use app::error::AppError;
 use app::wire::{
-    AdminActionEntry, ApiKeyView, AssistantView, AuditKind, AuditPage, AuditQuery,
-    BreakerTransitionView, CacheView, ChangeFeedView, Decision, FleetView, InstanceView, IssuedKey,
-    IssuedPassword, OverviewView, PermissionMatrix, Role, ScrapedLoad, ServerPermissions,
-    ServerView, SessionUser, SystemStatus, Tier, ToolPermissions, ToolView, TraceQuery,
-    TraceSummary, TraceView, UserSummary,
+    BreakerTransitionView, CacheView, FleetView, InstanceView, ScrapedLoad, ServerView,
+    SessionUser, ToolView,
 };
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// The control plane of one Fleetdeck replica.
-pub struct FleetControl {
-    store: Store,
-    /// The fleet the dashboard watches and steers.
-    registry: Arc<Registry>,
-    users: UserDirectory,
-    throttle: Arc<LoginThrottle>,
-    /// Assistants, keys, permissions (shared with the gateway).
-    access: Arc<AccessControl>,
-    /// The per-minute series still in memory (the store has the rest).
-    series: Arc<SeriesBook>,
-    /// How this replica follows the others (PostgreSQL).
-    feed: Option<Arc<ChangeFeed>>,
-    started: Instant,
-}
-
-impl FleetControl {
-    /// A control plane over `store` and the fleet, throttling logins with `throttle`.
-    pub fn new(
-        store: Store,
-        throttle: Arc<LoginThrottle>,
-        registry: Arc<Registry>,
-        access: Arc<AccessControl>,
-    ) -> Self {
-        FleetControl {
-            users: UserDirectory::new(store.clone()),
-            store,
-            registry,
-            throttle,
-            access,
-            series: Arc::new(SeriesBook::new()),
-            feed: None,
-            started: Instant::now(),
-        }
-    }
-
-    /// Reports how this replica follows the others' changes.
-    pub fn with_change_feed(mut self, feed: Arc<ChangeFeed>) -> Self {
-        self.feed = Some(feed);
-        self
-    }
-
-    /// Reads the gateway's per-minute series (without it, only stored minutes are seen).
-    pub fn with_series(mut self, series: Arc<SeriesBook>) -> Self {
-        self.series = series;
-        self
-    }
-}
 
 impl FleetControl {
     /// The instance of this id with its server, or `NotFound`.
@@ -205,30 +144,50 @@ fn duration_ms(d: Duration) -> u64 {
 /// (either may hold a secret), or the stdio command.
 fn describe_endpoint(endpoint: &Endpoint) -> String {
     match endpoint {
-        Endpoint::Http { url } => redact_url(url),
+        Endpoint::Http { url } => crate::sanitize::redact_url(url),
         other => other.describe(),
     }
 }
 
-fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    let hidden = if authority.contains('@') { "…@" } else { "" };
-    let query = if rest[authority_end..].contains(['?', '#']) {
-        "?…"
-    } else {
-        ""
-    };
-    if scheme.is_empty() {
-        format!("{hidden}{host}{path}{query}")
-    } else {
-        format!("{scheme}://{hidden}{host}{path}{query}")
+/// Checks the URL of an instance an admin adds: an http(s) URL with a host, at most 2048
+/// bytes, and (unless the deployment allows it) not at a link-local or cloud-metadata
+/// address, as written or as its name resolves now. The connection checks again (names
+/// can change what they resolve to).
+async fn check_instance_url(url: &str, allow_link_local: bool) -> Result<(), AppError> {
+    let shown = crate::sanitize::redact_url(url);
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .filter(|_| url.len() <= 2048)
+        .ok_or_else(|| {
+            AppError::Invalid(format!(
+                "url {shown:?}: an http:// or https:// URL with a host, at most 2048 bytes"
+            ))
+        })?;
+    if allow_link_local {
+        return Ok(());
     }
+    let policy = crate::upstream::AddressPolicy::NoLinkLocal;
+    if let Some(why) = crate::upstream::refused_address(url, policy) {
+        return Err(AppError::Invalid(format!("url: {why}")));
+    }
+    if let Some(url::Host::Domain(name)) = parsed.host() {
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let lookup = tokio::net::lookup_host((name, port));
+        // A name that does not resolve now may later: the connection checks again.
+        if let Ok(Ok(addresses)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
+            let addresses: Vec<_> = addresses.collect();
+            if addresses
+                .iter()
+                .any(|a| crate::upstream::is_link_local(a.ip()))
+            {
+                return Err(AppError::Invalid(format!(
+                    "url: {shown} resolves to a link-local address (cloud metadata lives there; allow with --allow-link-local-instances)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A breaker transition with its monotonic time turned into wall-clock ms.
@@ -250,189 +209,8 @@ fn transition_view(
     }
 }
 
-fn session_user(user: UserRecord) -> SessionUser {
-    SessionUser {
-        id: user.id,
-        username: user.username,
-        role: user.role,
-    }
-}
-
-/// Maps a failure to what the browser may see; unexpected ones are logged with detail.
-fn app_error(error: UserError) -> AppError {
-    match error {
-        UserError::InvalidName(_) | UserError::Password(_) => AppError::Invalid(error.to_string()),
-        UserError::Store(StoreError::NotFound(what)) => AppError::NotFound(what),
-        UserError::Store(StoreError::Conflict(why)) => AppError::Conflict(why),
-        other => store_failure(other),
-    }
-}
-
-fn store_failure(error: impl std::fmt::Display) -> AppError {
-    tracing::error!(%error, "control plane operation failed");
-    AppError::Internal("the operation failed on the server; see its log".into())
-}
-
 #[async_trait::async_trait]
-impl ControlPlane for FleetControl {
-    async fn login(
-        &self,
-        username: &str,
-        password: &str,
-        client: Option<IpAddr>,
-    ) -> Result<SessionUser, AppError> {
-        if let Err(wait) = self.throttle.check(username, client) {
-            tracing::warn!(username, ?client, "login throttled");
-            return Err(AppError::Throttled {
-                retry_after_s: wait.as_secs().max(1),
-            });
-        }
-        match self
-            .users
-            .authenticate(username, password)
-            .await
-            .map_err(app_error)?
-        {
-            Some(user) => {
-                tracing::info!(username, role = %user.role, ?client, "login");
-                Ok(session_user(user))
-            }
-            None => {
-                tracing::warn!(
-                    username,
-                    ?client,
-                    "login refused: unknown user or wrong password"
-                );
-                Err(AppError::BadCredentials)
-            }
-        }
-    }
-
-    async fn session_user(&self, user_id: i64) -> Result<Option<SessionUser>, AppError> {
-        Ok(self
-            .store
-            .user_by_id(user_id)
-            .await
-            .map_err(store_failure)?
-            .map(session_user))
-    }
-
-    async fn system_status(&self) -> Result<SystemStatus, AppError> {
-        let database_ok = self.store.ping().await.is_ok();
-        let users_by_role = if database_ok {
-            self.store
-                .count_users_by_role()
-                .await
-                .map_err(store_failure)?
-        } else {
-            Vec::new()
-        };
-        Ok(SystemStatus {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            database: self.store.backend().as_str().to_string(),
-            database_ok,
-            uptime_s: self.started.elapsed().as_secs(),
-            users_by_role,
-            now_ms: crate::store::now_ms(),
-            replica_id: self.store.origin().to_string(),
-            change_feed: match self.store.backend() {
-                Backend::Sqlite => None,
-                Backend::Postgres => {
-                    let reading = self.feed.as_ref().map(|f| f.reading()).unwrap_or_default();
-                    Some(ChangeFeedView {
-                        following: reading.following,
-                        applied: reading.applied,
-                        resyncs: reading.resyncs,
-                        last_applied_ms: reading.last_applied_ms,
-                    })
-                }
-            },
-        })
-    }
-
-    async fn recent_admin_actions(&self, limit: u32) -> Result<Vec<AdminActionEntry>, AppError> {
-        let rows = self
-            .store
-            .recent_admin_audit(limit)
-            .await
-            .map_err(store_failure)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AdminActionEntry {
-                at_ms: r.at_ms,
-                actor: r.actor,
-                action: r.action,
-                target: r.target,
-                before: r.before,
-                after: r.after,
-            })
-            .collect())
-    }
-
-    async fn users(&self) -> Result<Vec<UserSummary>, AppError> {
-        let users = self.store.list_users().await.map_err(store_failure)?;
-        Ok(users
-            .into_iter()
-            .map(|u| UserSummary {
-                id: u.id,
-                username: u.username,
-                role: u.role,
-                created_at_ms: u.created_at_ms,
-                updated_at_ms: u.updated_at_ms,
-            })
-            .collect())
-    }
-
-    async fn add_user(
-        &self,
-        actor: &SessionUser,
-        username: &str,
-        role: Role,
-    ) -> Result<IssuedPassword, AppError> {
-        let password = password::generate_password();
-        self.users
-            .add(&actor.username, username, role, &password)
-            .await
-            .map_err(app_error)?;
-        tracing::info!(actor = %actor.username, username, %role, "user added");
-        Ok(IssuedPassword {
-            username: username.to_string(),
-            password,
-        })
-    }
-
-    async fn set_role(
-        &self,
-        actor: &SessionUser,
-        username: &str,
-        role: Role,
-    ) -> Result<(), AppError> {
-        let change = self
-            .users
-            .set_role(&actor.username, username, role)
-            .await
-            .map_err(app_error)?;
-        tracing::info!(actor = %actor.username, username, before = %change.before, after = %change.after, "role changed");
-        Ok(())
-    }
-
-    async fn reset_password(
-        &self,
-        actor: &SessionUser,
-        username: &str,
-    ) -> Result<IssuedPassword, AppError> {
-        let password = password::generate_password();
-        self.users
-            .reset_password(&actor.username, username, &password)
-            .await
-            .map_err(app_error)?;
-        tracing::info!(actor = %actor.username, username, "password reset");
-        Ok(IssuedPassword {
-            username: username.to_string(),
-            password,
-        })
-    }
-
+impl FleetPlane for FleetControl {
     async fn fleet(&self) -> Result<FleetView, AppError> {
         let now = Instant::now();
         let servers = self
@@ -460,14 +238,6 @@ impl ControlPlane for FleetControl {
             now_ms: crate::store::now_ms(),
             advice: advice.into_iter().map(overview::event_view).collect(),
         })
-    }
-
-    async fn overview(&self) -> Result<OverviewView, AppError> {
-        let started_ms = crate::store::now_ms()
-            - i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        overview::overview(&self.registry, &self.store, &self.series, started_ms)
-            .await
-            .map_err(store_failure)
     }
 
     async fn breaker_transitions(&self) -> Result<Vec<BreakerTransitionView>, AppError> {
@@ -566,17 +336,12 @@ impl ControlPlane for FleetControl {
         url: &str,
     ) -> Result<InstanceView, AppError> {
         let (id, url) = (id.trim(), url.trim());
-        if id.is_empty() || id.len() > 64 || id.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if !crate::config::fleet::valid_instance_id(id) {
             return Err(AppError::Invalid(
-                "instance id: 1 to 64 characters, no spaces".into(),
+                "instance id: 1 to 64 bytes, no spaces".into(),
             ));
         }
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
-            return Err(AppError::Invalid(format!(
-                "url {url:?} must start with http:// or https://"
-            )));
-        }
+        check_instance_url(url, self.registry.allows_link_local()).await?;
         if self.registry.server(server).is_none() {
             return Err(AppError::NotFound(format!("server {server}")));
         }
@@ -609,7 +374,7 @@ impl ControlPlane for FleetControl {
                 },
             )
             .map_err(AppError::Conflict)?;
-        tracing::info!(actor = %actor.username, server, instance = id, url, "instance added");
+        tracing::info!(actor = %actor.username, server, instance = id, url = %crate::sanitize::redact_url(url), "instance added");
         let (entry, _) = self.find_instance(id)?;
         Ok(instance_view(&entry, &instance, Instant::now()))
     }
@@ -745,253 +510,20 @@ impl ControlPlane for FleetControl {
         }
         Ok(views)
     }
-
-    async fn assistants(&self) -> Result<Vec<AssistantView>, AppError> {
-        let since = crate::store::now_ms() - 24 * 3600 * 1000;
-        let counts = self
-            .store
-            .call_counts_by_assistant(since)
-            .await
-            .map_err(store_failure)?;
-        let count = |name: &str, outcome: Option<&str>| -> u64 {
-            counts
-                .iter()
-                .filter(|(a, o, _)| a == name && outcome.is_none_or(|want| o == want))
-                .map(|(_, _, n)| n)
-                .sum()
-        };
-        Ok(self
-            .access
-            .assistants()
-            .into_iter()
-            .map(|a| {
-                let keys: Vec<ApiKeyView> = a
-                    .keys
-                    .iter()
-                    .map(|k| ApiKeyView {
-                        id: k.id,
-                        prefix: k.prefix.clone(),
-                        created_at_ms: k.created_at_ms,
-                        created_by: k.created_by.clone(),
-                        revoked_at_ms: k.revoked_at_ms,
-                        last_used_at_ms: k.last_used_at_ms,
-                    })
-                    .collect();
-                AssistantView {
-                    last_used_at_ms: keys.iter().filter_map(|k| k.last_used_at_ms).max(),
-                    calls_24h: count(&a.name, None),
-                    denials_24h: count(&a.name, Some(Outcome::Denied.as_str())),
-                    rate_limited_24h: count(&a.name, Some(Outcome::RateLimited.as_str())),
-                    rate_per_min: self.access.policy().tier(a.tier).rate_per_min,
-                    name: a.name,
-                    tier: a.tier,
-                    created_at_ms: a.created_at_ms,
-                    keys,
-                }
-            })
-            .collect())
-    }
-
-    async fn add_assistant(
-        &self,
-        actor: &SessionUser,
-        name: &str,
-        tier: Tier,
-    ) -> Result<IssuedKey, AppError> {
-        let issued = self
-            .access
-            .add_assistant(&actor.username, name, tier)
-            .await
-            .map_err(access_failure)?;
-        tracing::info!(actor = %actor.username, assistant = name, %tier, "assistant added");
-        Ok(issued)
-    }
-
-    async fn set_assistant_tier(
-        &self,
-        actor: &SessionUser,
-        name: &str,
-        tier: Tier,
-    ) -> Result<(), AppError> {
-        self.access
-            .set_tier(&actor.username, name, tier)
-            .await
-            .map_err(access_failure)?;
-        tracing::info!(actor = %actor.username, assistant = name, %tier, "assistant tier changed");
-        Ok(())
-    }
-
-    async fn issue_key(&self, actor: &SessionUser, assistant: &str) -> Result<IssuedKey, AppError> {
-        let issued = self
-            .access
-            .issue_key(&actor.username, assistant)
-            .await
-            .map_err(access_failure)?;
-        tracing::info!(actor = %actor.username, assistant, key = issued.key_id, "key issued");
-        Ok(issued)
-    }
-
-    async fn revoke_key(
-        &self,
-        actor: &SessionUser,
-        assistant: &str,
-        key_id: i64,
-    ) -> Result<(), AppError> {
-        self.access
-            .revoke_key(&actor.username, assistant, key_id)
-            .await
-            .map_err(access_failure)?;
-        tracing::info!(actor = %actor.username, assistant, key = key_id, "key revoked");
-        Ok(())
-    }
-
-    async fn permission_matrix(&self) -> Result<PermissionMatrix, AppError> {
-        let assistants: Vec<(String, Tier)> = self
-            .access
-            .assistants()
-            .into_iter()
-            .map(|a| (a.name, a.tier))
-            .collect();
-        let servers = self
-            .registry
-            .servers()
-            .iter()
-            .map(|server| {
-                let mut names: Vec<String> = server
-                    .catalog()
-                    .tools
-                    .iter()
-                    .map(|t| t.name.to_string())
-                    .collect();
-                names.sort();
-                ServerPermissions {
-                    server: server.name.clone(),
-                    tools: names
-                        .into_iter()
-                        .map(|tool| ToolPermissions {
-                            cells: assistants
-                                .iter()
-                                .map(|(name, _)| self.access.decide(name, &server.name, &tool))
-                                .collect(),
-                            tool,
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        Ok(PermissionMatrix {
-            assistants,
-            servers,
-        })
-    }
-
-    async fn set_permission(
-        &self,
-        actor: &SessionUser,
-        assistant: &str,
-        server: &str,
-        tool: &str,
-        decision: Option<Decision>,
-    ) -> Result<(), AppError> {
-        let entry = self
-            .registry
-            .server(server)
-            .ok_or_else(|| AppError::NotFound(format!("server {server}")))?;
-        if tool != "*" && entry.tool(tool).is_none() {
-            return Err(AppError::NotFound(format!("tool {server}__{tool}")));
-        }
-        self.access
-            .set_permission(&actor.username, assistant, server, tool, decision)
-            .await
-            .map_err(access_failure)?;
-        tracing::info!(
-            actor = %actor.username,
-            assistant,
-            tool = %format!("{server}__{tool}"),
-            decision = decision.map_or("tier default", Decision::as_str),
-            "permission changed"
-        );
-        Ok(())
-    }
-
-    async fn audit(&self, query: AuditQuery) -> Result<AuditPage, AppError> {
-        let (calls, admin, total) = match query.kind {
-            AuditKind::Calls => {
-                let (rows, total) = self
-                    .store
-                    .tool_calls_page(&query)
-                    .await
-                    .map_err(audit_query_failure)?;
-                (rows, Vec::new(), total)
-            }
-            AuditKind::Admin => {
-                let (rows, total) = self
-                    .store
-                    .admin_audit_page(&query)
-                    .await
-                    .map_err(audit_query_failure)?;
-                (Vec::new(), rows, total)
-            }
-        };
-        Ok(AuditPage {
-            calls,
-            admin,
-            total,
-            page: query.page,
-            page_size: query.page_size,
-        })
-    }
-
-    async fn traces(&self, query: TraceQuery) -> Result<Vec<TraceSummary>, AppError> {
-        traces::query::search(traces::collector(), &self.store, query).await
-    }
-    async fn trace(&self, trace_id: &str) -> Result<TraceView, AppError> {
-        traces::query::view(traces::collector(), &self.store, trace_id).await
-    }
-
-    async fn roi(&self, window_days: u32) -> Result<app::wire::RoiReport, AppError> {
-        crate::roi::report(&self.store, &self.registry, window_days).await
-    }
-
-    async fn set_roi_inputs(
-        &self,
-        actor: &SessionUser,
-        server: &str,
-        form: app::wire::RoiInputsForm,
-    ) -> Result<(), AppError> {
-        crate::roi::set_inputs(&self.store, &self.registry, actor, server, form).await
-    }
-
-    async fn plan_roi(&self, form: app::wire::RoiPlanForm) -> Result<app::wire::RoiPlan, AppError> {
-        crate::roi::plan(form)
-    }
-}
-
-/// An access change refused or failed, as the dashboard shows it.
-fn access_failure(error: AccessError) -> AppError {
-    match error {
-        AccessError::NotFound(what) => AppError::NotFound(what),
-        AccessError::Conflict(why) => AppError::Conflict(why),
-        AccessError::Invalid(why) => AppError::Invalid(why),
-        AccessError::Store(error) => store_failure(error),
-    }
-}
-
-/// An audit query the store refused: bad filters are the user's to fix.
-fn audit_query_failure(error: StoreError) -> AppError {
-    match error {
-        StoreError::Conflict(why) => AppError::Invalid(why),
-        other => store_failure(other),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::LoginThrottle;
+    use crate::access::control::AccessControl;
     use crate::access::login_throttle::ThrottleLimits;
     use crate::config::fleet::FleetFile;
     use crate::registry::CallOutcome;
+    use crate::registry::Registry;
     use crate::store::test_support::temp_store;
+    use app::control::AuditPlane;
+    use app::wire::Role;
     use std::path::Path;
 
     const FLEET: &str = r#"
@@ -1259,11 +791,20 @@ breaker = { failures = 2 }
     #[test]
     fn urls_are_shown_without_credentials_or_query() {
         assert_eq!(
-            redact_url("http://127.0.0.1:7001/mcp"),
+            crate::sanitize::redact_url("http://127.0.0.1:7001/mcp"),
             "http://127.0.0.1:7001/mcp"
         );
-        assert_eq!(redact_url("https://u:p@host/mcp"), "https://…@host/mcp");
-        assert_eq!(redact_url("http://host/mcp?key=1#x"), "http://host/mcp?…");
-        assert_eq!(redact_url("http://host?key=1"), "http://host?…");
+        assert_eq!(
+            crate::sanitize::redact_url("https://u:p@host/mcp"),
+            "https://…@host/mcp"
+        );
+        assert_eq!(
+            crate::sanitize::redact_url("http://host/mcp?key=1#x"),
+            "http://host/mcp?…"
+        );
+        assert_eq!(
+            crate::sanitize::redact_url("http://host?key=1"),
+            "http://host?…"
+        );
     }
 }
