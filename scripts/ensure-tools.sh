@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building (and, with `test`, testing) Fleetdeck needs, skipping whatever is
-# already there at the right version: seconds when all is present, ~30 minutes on a fresh
+# already there at the right version: seconds when all is present, ~22 minutes on a fresh
 # machine (cargo-leptos and wasm-bindgen-cli compile from source on 2 cores).
 #
 #   scripts/ensure-tools.sh build   # Rust wasm target, cargo-leptos, wasm-bindgen CLI
@@ -22,7 +22,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 if ! cargo leptos --version 2>/dev/null | grep -q " ${CARGO_LEPTOS_VERSION}\$"; then
-  say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (15-25 minutes on 2 cores)"
+  say "installing cargo-leptos ${CARGO_LEPTOS_VERSION} (about 18 minutes on 2 cores)"
   # no_downloads: use tools from PATH instead of fetching binaries (this network has none).
   # Its own release profile asks for fat LTO in one codegen unit, most of the install time
   # on 2 cores; a build tool needs neither (profile settings from the environment win).
@@ -33,7 +33,8 @@ fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WASM_BINDGEN_VERSION}\$"; then
   say "installing wasm-bindgen-cli ${WASM_BINDGEN_VERSION} (about 5 minutes)"
   # Not --locked: the CLI's own lock file names a release the registry no longer serves.
-  cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --force
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --force
 fi
 
 if [ "$want" = test ]; then

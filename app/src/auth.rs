@@ -140,12 +140,20 @@ pub mod ssr {
 
     /// After a change to `stamp`'s user made by `actor`: when the actor changed their own
     /// account, re-stamps the session they act from, so only their other sessions end.
+    /// Only when this change alone moved the epoch (by one, from the session's): if another
+    /// revocation of the same user landed meanwhile, this session ends with the others
+    /// rather than outliving it.
     pub async fn keep_own_session(
         actor: &SessionUser,
         stamp: SessionStamp,
     ) -> Result<(), AppError> {
-        if stamp.user_id == actor.id {
-            stamp_session(&session().await?, stamp).await?;
+        if stamp.user_id != actor.id {
+            return Ok(());
+        }
+        let session = session().await?;
+        let current = session_stamp(&session).await.map_err(internal)?;
+        if current.is_some_and(|c| c.user_id == stamp.user_id && c.epoch + 1 == stamp.epoch) {
+            stamp_session(&session, stamp).await?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ const ELLIPSIS: &str = "…";
 /// cut to at most `max` bytes on a character boundary, with `…` when cut. Borrows when
 /// nothing changes (the common case costs one scan).
 pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
-    let clean = text.len() <= max && !text.chars().any(char::is_control);
+    let clean = text.len() <= max && !text.chars().any(hidden);
     if clean {
         return Cow::Borrowed(text);
     }
@@ -27,7 +27,7 @@ pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
     for c in text.chars() {
         let c = match c {
             '\t' | '\n' | '\r' => ' ',
-            c if c.is_control() => continue,
+            c if hidden(c) => continue,
             c => c,
         };
         if out.len() + c.len_utf8() > max {
@@ -45,6 +45,14 @@ pub fn bounded(text: &str, max: usize) -> Cow<'_, str> {
         out.push(c);
     }
     Cow::Owned(out)
+}
+
+/// Characters that hide or reorder text on a page or a terminal: control characters,
+/// zero-width characters and bidirectional overrides (which can make a name read as
+/// another).
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// An owned [`bounded`] text.
@@ -153,6 +161,11 @@ mod tests {
     #[test]
     fn nul_and_controls_go_newlines_become_spaces() {
         assert_eq!(bounded("a\0b\u{7}c\nd\te", 64), "abc d e");
+    }
+
+    #[test]
+    fn zero_width_and_bidi_characters_go() {
+        assert_eq!(bounded("adm\u{200b}in\u{202e}txt.exe", 64), "admintxt.exe");
     }
 
     #[test]

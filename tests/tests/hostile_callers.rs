@@ -330,7 +330,8 @@ async fn failed_bearer_attempts_are_throttled_per_client_address() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    // Missing keys are failures too, and a valid key is never throttled.
+    // Missing keys are failures too; a valid key is never throttled (many assistants may
+    // share one address).
     assert_eq!(from("203.0.113.1", None).await.unwrap().status(), 429);
     assert_eq!(from("203.0.113.1", Some(KEY)).await.unwrap().status(), 200);
     // Another address has its own budget.
@@ -488,5 +489,63 @@ async fn on_postgres_a_nul_and_a_3kb_name_do_not_stop_the_audit_log() {
         .await
         .unwrap();
     assert_eq!(ok, 1000);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_row_refused_for_good_is_dropped_counted_and_the_rest_written() {
+    let schema = PgSchema::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(
+        dir.path(),
+        "[access.tier.admin]\nrate_per_min = 1000000\n",
+        &["--database-url", &schema.url()],
+    )
+    .await;
+    // The database refuses bob's rows for good (a constraint violation, class 23), even
+    // cut down: they can only be dropped. Nothing else may stall behind them.
+    let pool = sqlx::PgPool::connect(&schema.url()).await.unwrap();
+    sqlx::query("ALTER TABLE tool_calls ADD CONSTRAINT no_bob CHECK (assistant <> 'bob')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let raw = Raw::new(&gateway);
+    for _ in 0..5 {
+        let answer = raw.call(OTHER_KEY, "mock__echo").await;
+        assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
+    }
+    use futures::StreamExt;
+    let answers: Vec<Value> = futures::stream::iter(0..300)
+        .map(|_| raw.call(KEY, "mock__echo"))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["result"]["content"][0]["text"] == "ok")
+    );
+    let mut dropped = None;
+    for _ in 0..50 {
+        let metrics = scrape_metrics(&gateway).await;
+        dropped = metrics_sample(&metrics, "fleetdeck_audit_records_dropped_total", &[]);
+        if dropped == Some(5.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dropped, Some(5.0));
+    let refusals = gateway
+        .log()
+        .iter()
+        .filter(|l| l.contains("refused a tool call record even cut down"))
+        .count();
+    assert_eq!(refusals, 1, "logged once, not five times");
+    gateway.stop().await;
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM tool_calls")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 300, "every other call audited");
     pool.close().await;
 }

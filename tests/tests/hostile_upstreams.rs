@@ -169,6 +169,81 @@ async fn a_tool_over_its_caps_is_left_out_with_an_event() {
 }
 
 #[tokio::test]
+async fn a_tool_hiding_megabytes_in_its_meta_or_a_catalog_over_its_bytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fleet(&[
+        // One tool with 1 MiB of `_meta`: over max_tool_bytes (160 KiB), left out.
+        hostile_server("metaful", &["--meta-bytes", "1048576"], ""),
+        // 30 filler tools of ~100 bytes each: over a 2 KiB catalog, refused whole.
+        hostile_server(
+            "bulky",
+            &["--tools", "30"],
+            "limits = { max_catalog_bytes = 2048 }",
+        ),
+    ]);
+    let gateway = start_with_fleet(dir.path(), &text, ADMIN_PASSWORD).await;
+    let client = gateway_client(&gateway.url("/mcp"), KEY).await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"metaful__echo".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"metaful__metaful".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.starts_with("bulky__")), "{names:?}");
+    let events = fleet_events(dir.path(), "catalog").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("metaful") && e.contains("max_tool_bytes")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("bulky-1") && e.contains("max_catalog_bytes")),
+        "{events:?}"
+    );
+    client.cancel().await.unwrap();
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn callers_of_a_server_whose_listing_fails_do_not_queue_behind_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every listing takes a second and is refused (50 tools > 20).
+    let text = fleet(&[
+        hostile_server(
+            "refused",
+            &["--tools", "50", "--slow-listing-ms", "1000"],
+            "limits = { max_tools = 20 }",
+        ),
+        hostile_server("sane", &[], ""),
+    ]);
+    let gateway = start_with_fleet(dir.path(), &text, ADMIN_PASSWORD).await;
+    let client = gateway_client(&gateway.url("/mcp"), KEY).await;
+    let started = Instant::now();
+    let lists: Vec<_> = (0..10).map(|_| tool_names(&client)).collect();
+    let lists = futures::future::join_all(lists).await;
+    let took = started.elapsed();
+    eprintln!("10 concurrent listings behind a failing server took {took:?}");
+    assert!(
+        lists
+            .iter()
+            .all(|names| names.contains(&"sane__echo".to_string()))
+    );
+    // One listing of a second answers them all (ten in a row would take ten seconds).
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    for _ in 0..5 {
+        tool_names(&client).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let events = fleet_events(dir.path(), "catalog").await;
+    assert_eq!(events.len(), 1, "the refusal is recorded once: {events:?}");
+    client.cancel().await.unwrap();
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn a_result_over_max_result_bytes_fails_the_call_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let text = fleet(&[hostile_server(
@@ -524,11 +599,15 @@ async fn redirects_of_instances_are_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let (target, target_hits) = redirecting_server("http://127.0.0.1:9/nowhere".into()).await;
     let (redirector, redirector_hits) = redirecting_server(format!("http://{target}/mcp")).await;
+    let (scrape_target, scrape_target_hits) =
+        redirecting_server("http://127.0.0.1:9/nowhere".into()).await;
+    let (scrape_redirector, scrape_redirector_hits) =
+        redirecting_server(format!("http://{scrape_target}/metrics")).await;
     let text = fleet(&[
         hostile_server("sane", &[], ""),
         format!(
             "[[server]]\nname = \"moved\"\n[[server.instance]]\nid = \"moved-1\"\n\
-             url = \"http://{redirector}/mcp\"\n"
+             url = \"http://{redirector}/mcp\"\nmetrics_url = \"http://{scrape_redirector}/metrics\"\n"
         ),
     ]);
     let gateway = start_with_fleet(dir.path(), &text, ADMIN_PASSWORD).await;
@@ -549,6 +628,15 @@ async fn redirects_of_instances_are_not_followed() {
         target_hits.load(Ordering::Relaxed),
         0,
         "a redirect was followed"
+    );
+    assert!(
+        scrape_redirector_hits.load(Ordering::Relaxed) >= 1,
+        "scraped"
+    );
+    assert_eq!(
+        scrape_target_hits.load(Ordering::Relaxed),
+        0,
+        "a scrape followed a redirect"
     );
     let ok = client
         .call_tool(tool_call("sane__echo", json!({})))

@@ -15,6 +15,7 @@
 use crate::gateway::cache::canonical_json;
 use crate::gateway::record::CallRecord;
 use crate::store::{Backend, Store, StoreError};
+use crate::telemetry::logging::LogLimiter;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -96,7 +97,7 @@ impl AuditLog {
             receiver,
             depth: depth.clone(),
             dropped: dropped.clone(),
-            refusals_logged: RefusalLog::default(),
+            refusals_logged: LogLimiter::every(Duration::from_secs(60)),
             stop: stop.clone(),
             written: 0,
             failing_since_stop: None,
@@ -167,7 +168,9 @@ struct Writer {
     receiver: mpsc::Receiver<CallRecord>,
     depth: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
-    refusals_logged: RefusalLog,
+    /// Refused records are logged at most once a minute (a flood of bad rows must not
+    /// become a flood of log lines).
+    refusals_logged: LogLimiter,
     stop: CancellationToken,
     written: u64,
     /// When a write first failed after the stop: the grace period runs once for the whole
@@ -299,36 +302,6 @@ impl Writer {
         if written {
             self.written += n as u64;
         }
-    }
-}
-
-/// Logs refused records at most once a minute, with a count of those it kept quiet about:
-/// a flood of bad rows must not become a flood of log lines.
-#[derive(Debug, Default)]
-struct RefusalLog {
-    last: Option<Instant>,
-    quiet: u64,
-}
-
-impl RefusalLog {
-    fn note(&mut self, log: impl FnOnce()) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(60))
-        {
-            self.quiet += 1;
-            return;
-        }
-        if self.quiet > 0 {
-            tracing::warn!(
-                refused = self.quiet,
-                "audit log: more records were refused in the last minute (not logged one by one)"
-            );
-        }
-        self.quiet = 0;
-        self.last = Some(now);
-        log();
     }
 }
 
@@ -723,7 +696,8 @@ mod tests {
             }
             assert_eq!(writer.flush_and_stop().await, 4);
             assert_eq!(store.tool_call_count_for_test().await, 4);
-            assert_eq!(log.depth(), 0);
+            // Refused whole and cut down: dropped, and counted.
+            assert_eq!(log.reading(), AuditReading { depth: 0, dropped: 1 });
         }
     }
 

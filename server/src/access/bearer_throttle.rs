@@ -1,9 +1,15 @@
 //! Failed API-key attempts on `/mcp`, throttled per client address (GCRA, governor): an
-//! address that keeps presenting unknown keys gets 429 with `Retry-After` instead of 401.
+//! address that keeps presenting unknown or revoked keys gets 429 with `Retry-After`
+//! instead of 401 until its budget recovers, and its attempts are counted.
 //!
-//! Only failures count, and a valid key is never refused: keys are far too long to guess,
-//! so the point is to make a flood of bad attempts cheap to answer and visible, not to hide
-//! whether a key works. Behind a load balancer the address comes from `--trusted-proxy`.
+//! Only failures count, and a valid key is never refused. Many assistants often share one
+//! address (a NAT, an egress proxy): blocking the address would let one misconfigured
+//! client with a revoked key lock out all of them. Keys are far too long to guess (238
+//! random bits generated, at least 32 characters declared), so the throttle is there to
+//! make a flood of bad attempts cheap to answer and visible, not to hide whether a key
+//! works; checking a key costs one SHA-256 of at most 512 bytes. IPv6 addresses count by
+//! their /64, which one host can usually draw addresses from. Behind a load balancer the
+//! address comes from `--trusted-proxy`.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -51,7 +57,7 @@ impl<C: Clock + Clone> BearerThrottle<C> {
     /// attempt is then answered 429 and does not count).
     pub fn failed(&self, client: IpAddr) -> Result<(), Duration> {
         self.failures
-            .check_key(&client)
+            .check_key(&address_key(client))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
@@ -59,6 +65,21 @@ impl<C: Clock + Clone> BearerThrottle<C> {
     pub fn forget_idle(&self) {
         self.failures.retain_recent();
         self.failures.shrink_to_fit();
+    }
+}
+
+/// The key an address counts under: itself for IPv4, its /64 for IPv6.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+        v4 => v4,
     }
 }
 
@@ -84,5 +105,18 @@ mod tests {
         assert!(throttle.failed("198.51.100.8".parse().unwrap()).is_ok());
         clock.advance(Duration::from_secs(20));
         assert!(throttle.failed(attacker).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let clock = FakeRelativeClock::default();
+        let throttle = BearerThrottle::with_clock(NonZeroU32::new(2).unwrap(), clock);
+        for n in 0..2 {
+            let address: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
+            assert!(throttle.failed(address).is_ok());
+        }
+        let sibling: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(throttle.failed(sibling).is_err(), "same /64");
+        assert!(throttle.failed("2001:db8:1:3::1".parse().unwrap()).is_ok());
     }
 }

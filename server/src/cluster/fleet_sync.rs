@@ -11,6 +11,9 @@ use std::collections::HashMap;
 /// could have written must not become a program the gateway runs), as is anything but an
 /// http(s) URL.
 fn stored_endpoint(record: &FleetInstanceRecord) -> Result<Endpoint, String> {
+    if !crate::config::fleet::valid_instance_id(&record.id) {
+        return Err("its id is not 1 to 64 bytes without spaces".into());
+    }
     if record.command.is_some() {
         return Err("it names a command: only the fleet file may start a process".into());
     }
@@ -185,6 +188,9 @@ mod tests {
         assert!(planted.unwrap_err().contains("only the fleet file"));
         assert!(stored_endpoint(&record(Some("file:///etc/passwd"), None)).is_err());
         assert!(stored_endpoint(&record(None, None)).is_err());
+        let mut long_id = record(Some("http://127.0.0.1:9/mcp"), None);
+        long_id.id = "i".repeat(65);
+        assert!(stored_endpoint(&long_id).is_err());
     }
     use crate::config::fleet::FleetFile;
     use crate::store::test_support::each_backend;

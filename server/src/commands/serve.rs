@@ -99,6 +99,12 @@ pub async fn run_fleet(
         .listen()
         .await
         .context("listening to the other replicas' changes")?;
+    // Rows written before instance URLs were redacted in the audit log.
+    match store.redact_audited_instance_urls().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "redacted instance URLs in older audit rows"),
+        Err(error) => tracing::warn!(%error, "cannot redact instance URLs in older audit rows"),
+    }
     let registry = Registry::from_fleet(&fleet);
     registry.set_allow_link_local(args.allow_link_local_instances);
     // What operators changed while running: instances they added, admin states.

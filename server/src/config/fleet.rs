@@ -238,17 +238,23 @@ impl Default for CacheSpec {
     }
 }
 
-/// `limits = { max_tools = 1000, max_description_bytes = 8192, max_schema_bytes = 65536,
-/// max_result_bytes = 16777216 }`: what an instance may send. An instance may be broken or
-/// compromised; nothing it sends is kept without a bound. A listing with more tools than
-/// `max_tools` fails (the last good catalog stays, and a fleet event says why); a tool whose
-/// name, description or schema is over its cap is left out of the catalog (with an event);
-/// a result over `max_result_bytes` fails the call.
+/// `limits = { max_tools = 1000, max_catalog_bytes = 8388608, max_tool_bytes = 163840,
+/// max_description_bytes = 8192, max_schema_bytes = 65536, max_result_bytes = 16777216 }`:
+/// what an instance may send. An instance may be broken or compromised; nothing it sends
+/// is kept without a bound. A listing with more tools than `max_tools`, or more bytes than
+/// `max_catalog_bytes`, fails (the last good catalog stays, and a fleet event says why); a
+/// tool whose name, description, schema or whole JSON is over its cap is left out of the
+/// catalog (with an event); a result over `max_result_bytes` fails the call.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamLimitsSpec {
     /// Most tools in one server's catalog (all pages of `tools/list` together).
     pub max_tools: usize,
+    /// Most bytes of one server's catalog, as JSON (all its tools together).
+    pub max_catalog_bytes: usize,
+    /// Most bytes of one tool as JSON (name, description, schemas, annotations, icons,
+    /// `_meta`: everything).
+    pub max_tool_bytes: usize,
     /// Longest tool description (and title) in bytes.
     pub max_description_bytes: usize,
     /// Largest input or output schema of one tool, as JSON, in bytes.
@@ -265,6 +271,8 @@ impl Default for UpstreamLimitsSpec {
     fn default() -> Self {
         UpstreamLimitsSpec {
             max_tools: 1000,
+            max_catalog_bytes: 8 * 1024 * 1024,
+            max_tool_bytes: 160 * 1024,
             max_description_bytes: 8 * 1024,
             max_schema_bytes: 64 * 1024,
             max_result_bytes: MAX_UPSTREAM_MESSAGE_BYTES,
@@ -515,6 +523,8 @@ impl FleetFile {
             }
             let limits = server.limits;
             if limits.max_tools == 0
+                || limits.max_catalog_bytes == 0
+                || limits.max_tool_bytes == 0
                 || limits.max_description_bytes == 0
                 || limits.max_schema_bytes == 0
                 || !(1..=MAX_UPSTREAM_MESSAGE_BYTES).contains(&limits.max_result_bytes)
@@ -523,8 +533,9 @@ impl FleetFile {
                 return Err(invalid(
                     at,
                     format!(
-                        "server {name}: limits need max_tools, max_description_bytes and \
-                         max_schema_bytes of at least 1, 1 <= max_result_bytes <= \
+                        "server {name}: limits need max_tools, max_catalog_bytes, \
+                         max_tool_bytes, max_description_bytes and max_schema_bytes of at \
+                         least 1, 1 <= max_result_bytes <= \
                          {MAX_UPSTREAM_MESSAGE_BYTES}, and cache.max_bytes at least 1"
                     ),
                 ));

@@ -478,7 +478,7 @@ impl FleetPlane for FleetControl {
         let mut views = Vec::new();
         for server in self.registry.servers() {
             let instances: Vec<String> = server.instances().iter().map(|i| i.id.clone()).collect();
-            for tool in server.catalog().tools {
+            for tool in server.catalog().tools.iter() {
                 let mut annotations = Vec::new();
                 if let Some(a) = &tool.annotations {
                     for (name, value) in [

@@ -37,7 +37,8 @@ pub struct Vetted {
     pub left_out: Vec<LeftOut>,
 }
 
-/// Keeps the tools of `server` that fit `limits`: a valid name that stays within
+/// Keeps the tools of `server` that fit `limits`: the whole tool within `max_tool_bytes`
+/// (annotations, icons and `_meta` included), a valid name that stays within
 /// [`MAX_TOOL_NAME_BYTES`] once exposed as `<server>__<tool>`, listed once, a description
 /// and title within `max_description_bytes`, input and output schemas within
 /// `max_schema_bytes`.
@@ -59,6 +60,13 @@ pub fn vet(server: &str, tools: Vec<Tool>, limits: &UpstreamLimitsSpec) -> Vette
 }
 
 fn refusal(server: &str, tool: &Tool, limits: &UpstreamLimitsSpec) -> Option<String> {
+    let whole = serde_json::to_value(tool).map_or(0, |v| json_bytes(&v));
+    if whole > limits.max_tool_bytes {
+        return Some(format!(
+            "it has about {whole} bytes as JSON, over limits.max_tool_bytes ({})",
+            limits.max_tool_bytes
+        ));
+    }
     let room = MAX_TOOL_NAME_BYTES.saturating_sub(server.len() + 2);
     if let Err(problem) = tool_name::check(&tool.name) {
         return Some(problem.to_string());
@@ -106,9 +114,22 @@ pub async fn refresh(
 ) -> Result<(), String> {
     let waited_from = Instant::now();
     let _one_at_a_time = server.listing().lock().await;
-    if server.listed_since(waited_from) {
+    // A listing that ended while this one waited (well or not) answers for it: callers
+    // queued behind a failing instance do not each list again.
+    if server.listing_ended_since(waited_from) {
         return Ok(());
     }
+    let result = list_and_keep(registry, server, metrics, store).await;
+    server.note_listing_ended(Instant::now());
+    result
+}
+
+async fn list_and_keep(
+    registry: &Registry,
+    server: &ServerEntry,
+    metrics: &Metrics,
+    store: Option<&Store>,
+) -> Result<(), String> {
     server.tool_list_misses.fetch_add(1, Ordering::Relaxed);
     let limits = server.settings.limits;
     let now = Instant::now();
@@ -117,22 +138,21 @@ pub async fn refresh(
     let mut instances = server.instances();
     instances.sort_by_key(|i| !i.looks_eligible(now));
     for instance in instances {
-        let tools = match instance
+        let listing = instance
             .upstream
-            .list_tools(LIST_TIMEOUT, limits.max_tools)
-            .await
-        {
+            .list_tools(LIST_TIMEOUT, limits.max_tools, limits.max_catalog_bytes)
+            .await;
+        let tools = match listing {
             Ok(tools) => tools,
             Err(error) => {
                 if matches!(error, UpstreamError::OverLimit(_)) {
                     metrics.upstream_refusal(&server.name, UpstreamRefusal::CatalogTooLarge);
-                    record_event(
-                        store,
-                        &server.name,
-                        Some(&instance.id),
-                        &format!("{}: tool listing refused: {error}", instance.id),
-                    )
-                    .await;
+                    let message = format!("{}: tool listing refused: {error}", instance.id);
+                    // Recorded when it changes, not at every (re)listing.
+                    if server.note_catalog_report(&message) {
+                        tracing::warn!(server = %server.name, "{}", sanitize::error_text(&message));
+                        record_event(store, &server.name, Some(&instance.id), &message).await;
+                    }
                 }
                 last_error = format!("{}: {error}", instance.id);
                 continue;
@@ -142,7 +162,12 @@ pub async fn refresh(
         if !vetted.left_out.is_empty() {
             report_left_out(server, &instance.id, &vetted.left_out, metrics, store).await;
         }
-        let changed = server.catalog().tools != vetted.kept;
+        let changed = !server
+            .catalog()
+            .tools
+            .iter()
+            .map(|t| t.as_ref())
+            .eq(vetted.kept.iter());
         server.set_catalog(vetted.kept, Instant::now());
         if changed {
             registry.publish(FleetEvent::Tools {
@@ -182,7 +207,7 @@ async fn report_left_out(
             String::new()
         }
     );
-    if server.note_left_out(&message) {
+    if server.note_catalog_report(&message) {
         tracing::warn!(server = %server.name, %instance, "{}", sanitize::error_text(&message));
         record_event(store, &server.name, Some(instance), &message).await;
     }

@@ -132,13 +132,14 @@ impl Dispatcher {
     }
 
     /// Every tool of the fleet as `<server>__<tool>`. A stale catalog is listed again in
-    /// the background; only a server never listed yet is waited for.
+    /// the background; only servers never listed yet are waited for (all at once).
     pub async fn all_tools(&self) -> Vec<Tool> {
+        let servers = self.registry.servers();
+        futures::future::join_all(servers.iter().map(|s| self.ensure_catalog(s))).await;
         let mut tools = Vec::new();
-        for server in self.registry.servers() {
-            self.ensure_catalog(&server).await;
-            for tool in server.catalog().tools {
-                let mut exposed = tool.clone();
+        for server in servers {
+            for tool in server.catalog().tools.iter() {
+                let mut exposed = Tool::clone(tool);
                 exposed.name = format!("{}__{}", server.name, tool.name).into();
                 tools.push(exposed);
             }
@@ -148,7 +149,8 @@ impl Dispatcher {
 
     /// Makes sure `server` has a catalog to answer from: a fresh one is a hit; a stale one
     /// is used while one background listing runs; a server never listed is listed now
-    /// (callers waiting for it share one listing).
+    /// (callers waiting for it share one listing), unless a listing failed within the last
+    /// second (then it has no tools until the next try).
     async fn ensure_catalog(&self, server: &Arc<ServerEntry>) {
         let now = Instant::now();
         if !server.catalog_stale(now) {
@@ -156,6 +158,9 @@ impl Dispatcher {
             return;
         }
         if !server.has_catalog() {
+            if server.listing_ended_within(now, RELIST_AT_MOST_EVERY) {
+                return;
+            }
             if let Err(error) = self.refresh_tools(server).await {
                 tracing::warn!(server = %server.name, %error, "cannot list tools");
             }
@@ -231,6 +236,12 @@ impl Dispatcher {
         if let Some(error) = &facts.error {
             root.record("error", error.as_str());
         }
+        // A refused call of a listed tool still counts under its own name.
+        let known_tool = facts.known_tool
+            || self
+                .registry
+                .server(&server_name)
+                .is_some_and(|s| s.tool(&tool_name).is_some());
         let audit_span = tracing::debug_span!("audit_enqueue");
         self.recorder
             .record(CallRecord {
@@ -248,7 +259,7 @@ impl Dispatcher {
                 args_digest,
                 arguments,
                 error: facts.error,
-                known_tool: facts.known_tool,
+                known_tool,
             })
             .instrument(audit_span)
             .await;
@@ -680,13 +691,17 @@ fn bounded_error(mut error: ErrorData) -> ErrorData {
     /// Largest `data` passed on from an instance's error, as JSON.
     const MAX_ERROR_DATA_BYTES: usize = 8 * 1024;
     error.message = sanitize::error_text(&error.message).into();
-    if error
-        .data
-        .as_ref()
-        .is_some_and(|data| result_size::json_bytes(data) > MAX_ERROR_DATA_BYTES)
-    {
-        error.data = None;
-    }
+    // Passed on to the caller only when small, and with its URLs redacted like the message.
+    error.data = error.data.take().and_then(|data| {
+        if result_size::json_bytes(&data) > MAX_ERROR_DATA_BYTES {
+            return None;
+        }
+        let text = data.to_string();
+        if !text.contains("://") {
+            return Some(data);
+        }
+        serde_json::from_str(&sanitize::redact_urls_in(&text)).ok()
+    });
     error
 }
 

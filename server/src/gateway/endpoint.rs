@@ -55,6 +55,11 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = peer.map(|peer| gate.proxies.client_address(peer, request.headers()));
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -66,31 +71,14 @@ pub async fn authenticate(
         request.extensions_mut().insert(KeyCheck(started.elapsed()));
         return next.run(request).await;
     }
-    // Only failures count against the address: a valid key is never throttled.
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let client = peer.map(|peer| gate.proxies.client_address(peer, request.headers()));
+    // Only failures count against the address; a valid key always passes (see
+    // `access::bearer_throttle` for why).
     if let Some(client) = client
         && let Err(wait) = gate.throttle.failed(client)
     {
         gate.metrics.auth_failure(AuthFailure::Throttled);
         tracing::debug!(%client, "bearer attempts throttled");
-        let retry_after = wait.as_secs().max(1);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, retry_after.to_string())],
-            axum::Json(serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": null,
-                "error": {
-                    "code": -32001,
-                    "message": format!("too many failed API key attempts from this address: retry in {retry_after} s")
-                }
-            })),
-        )
-            .into_response();
+        return throttled(wait);
     }
     let (reason, message) = if presented.is_some() {
         (AuthFailure::Invalid, "invalid or revoked API key")
@@ -108,6 +96,24 @@ pub async fn authenticate(
             "jsonrpc": "2.0",
             "id": null,
             "error": { "code": -32001, "message": message }
+        })),
+    )
+        .into_response()
+}
+
+/// The answer to a blocked address: 429 with `Retry-After`.
+fn throttled(wait: std::time::Duration) -> Response {
+    let retry_after = wait.as_secs().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after.to_string())],
+        axum::Json(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {
+                "code": -32001,
+                "message": format!("too many failed API key attempts from this address: retry in {retry_after} s")
+            }
         })),
     )
         .into_response()

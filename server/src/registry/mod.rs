@@ -66,13 +66,23 @@ pub struct ServerSettings {
     pub limits: UpstreamLimitsSpec,
 }
 
-/// The tools a server offers, as last listed.
+/// The tools a server offers, as last listed. Cheap to clone: shared, never copied per
+/// request.
 #[derive(Clone, Debug, Default)]
 pub struct ToolCatalog {
-    /// The tools with their upstream names.
-    pub tools: Vec<Tool>,
+    /// The tools with their upstream names, in listing order.
+    pub tools: Arc<[Arc<Tool>]>,
+    /// The same tools by name.
+    by_name: Arc<std::collections::HashMap<String, Arc<Tool>>>,
     /// When they were listed (`None`: never).
     pub listed_at: Option<Instant>,
+}
+
+impl ToolCatalog {
+    /// The tool of this (upstream) name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Tool>> {
+        self.by_name.get(name)
+    }
 }
 
 /// One MCP server and its instances.
@@ -99,8 +109,11 @@ pub struct ServerEntry {
     listing: tokio::sync::Mutex<()>,
     /// When the last background listing was started.
     relisted_at: std::sync::Mutex<Option<Instant>>,
-    /// The last report of tools left out of the catalog (reported again only when it changes).
-    left_out: std::sync::Mutex<String>,
+    /// When the last listing ended, well or not.
+    listing_ended: std::sync::Mutex<Option<Instant>>,
+    /// The last report of a refused listing or of tools left out of the catalog (recorded
+    /// again only when it changes).
+    catalog_report: std::sync::Mutex<String>,
 }
 
 impl ServerEntry {
@@ -121,13 +134,28 @@ impl ServerEntry {
             .is_some()
     }
 
-    /// Whether the catalog was listed at or after `at` (by a listing that ran meanwhile).
-    pub fn listed_since(&self, at: Instant) -> bool {
-        self.catalog
-            .read()
+    /// Whether a listing ended, well or not, at or after `at`.
+    pub fn listing_ended_since(&self, at: Instant) -> bool {
+        self.listing_ended
+            .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .listed_at
-            .is_some_and(|listed| listed >= at)
+            .is_some_and(|ended| ended >= at)
+    }
+
+    /// Whether a listing ended, well or not, within `window` before `now`.
+    pub fn listing_ended_within(&self, now: Instant, window: Duration) -> bool {
+        self.listing_ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|ended| now.saturating_duration_since(ended) < window)
+    }
+
+    /// Notes that a listing ended.
+    pub fn note_listing_ended(&self, at: Instant) {
+        *self
+            .listing_ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
     }
 
     /// The lock one listing holds.
@@ -149,10 +177,10 @@ impl ServerEntry {
         true
     }
 
-    /// Remembers a report of tools left out; returns whether it differs from the last one.
-    pub fn note_left_out(&self, report: &str) -> bool {
+    /// Remembers a report about the catalog; returns whether it differs from the last one.
+    pub fn note_catalog_report(&self, report: &str) -> bool {
         let mut last = self
-            .left_out
+            .catalog_report
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if *last == report {
@@ -172,6 +200,11 @@ impl ServerEntry {
 
     /// Replaces the tool catalog.
     pub fn set_catalog(&self, tools: Vec<Tool>, now: Instant) {
+        let tools: Vec<Arc<Tool>> = tools.into_iter().map(Arc::new).collect();
+        let by_name = tools
+            .iter()
+            .map(|t| (t.name.to_string(), t.clone()))
+            .collect();
         // Any change an instance announced is now reflected.
         for instance in self
             .instances
@@ -188,7 +221,8 @@ impl ServerEntry {
             .catalog
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = ToolCatalog {
-            tools,
+            tools: tools.into(),
+            by_name: Arc::new(by_name),
             listed_at: Some(now),
         };
     }
@@ -219,13 +253,13 @@ impl ServerEntry {
         }
     }
 
-    /// The upstream tool of this name, if listed.
-    pub fn tool(&self, name: &str) -> Option<Tool> {
+    /// The upstream tool of this name, if listed (shared, not copied).
+    pub fn tool(&self, name: &str) -> Option<Arc<Tool>> {
         let catalog = self
             .catalog
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        catalog.tools.iter().find(|t| t.name == name).cloned()
+        catalog.get(name).cloned()
     }
 
     /// The timeout for a call of `tool` on `instance`.
@@ -550,7 +584,8 @@ fn server_entry(spec: &ServerSpec) -> ServerEntry {
         catalog: RwLock::new(ToolCatalog::default()),
         listing: tokio::sync::Mutex::new(()),
         relisted_at: std::sync::Mutex::new(None),
-        left_out: std::sync::Mutex::new(String::new()),
+        listing_ended: std::sync::Mutex::new(None),
+        catalog_report: std::sync::Mutex::new(String::new()),
     }
 }
 

@@ -110,6 +110,35 @@ impl Store {
         })
     }
 
+    /// Redacts the URLs of `instance.add` rows written before the audit row showed them
+    /// redacted (they could hold credentials or a token). Idempotent: a redacted row is left
+    /// as it is. Returns how many rows it rewrote.
+    pub async fn redact_audited_instance_urls(&self) -> Result<u64, StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, after FROM admin_audit WHERE action = 'instance.add' \
+             AND after IS NOT NULL AND after LIKE '%://%'"
+        )
+        .fetch_all(pool)
+        .await)?;
+        let mut rewritten = 0;
+        for (id, after) in rows {
+            let redacted = crate::sanitize::redact_urls_in(&after);
+            if redacted == after {
+                continue;
+            }
+            on_pool!(self, |pool| sqlx::query(
+                "UPDATE admin_audit SET after = $1 WHERE id = $2"
+            )
+            .bind(&redacted)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(drop))?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
+    }
+
     /// The newest admin actions, newest first.
     pub async fn recent_admin_audit(
         &self,
@@ -122,5 +151,28 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::each_backend;
+
+    each_backend! {
+        async fn old_instance_urls_in_audit_rows_are_redacted_once(store) {
+            let old = AdminAction::new("olga", "instance.add", "search-9")
+                .after("search at http://svc:hunter2@10.0.0.9:7001/mcp?token=abc");
+            store.record_admin_action(&old).await.unwrap();
+            let clean = AdminAction::new("olga", "instance.add", "search-8")
+                .after("search at http://10.0.0.8:7001/mcp");
+            store.record_admin_action(&clean).await.unwrap();
+            assert_eq!(store.redact_audited_instance_urls().await.unwrap(), 1);
+            assert_eq!(store.redact_audited_instance_urls().await.unwrap(), 0, "idempotent");
+            let rows = store.recent_admin_audit(10).await.unwrap();
+            let afters: Vec<&str> = rows.iter().filter_map(|r| r.after.as_deref()).collect();
+            assert!(afters.contains(&"search at http://…@10.0.0.9:7001/mcp?…"), "{afters:?}");
+            assert!(afters.contains(&"search at http://10.0.0.8:7001/mcp"), "{afters:?}");
+        }
     }
 }

@@ -11,6 +11,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Longest log line written (a longer one is cut and marked).
 pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+/// Bytes buffered beyond the bound: a buffer that fills up was cut.
+const BUFFER_SLACK: usize = 64;
 
 /// Writes one formatted log event to stderr, redacted and bounded, when dropped (the
 /// formatter writes each event through a fresh writer).
@@ -22,7 +24,7 @@ pub struct RedactingStderr {
 impl Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // Keep a little more than the bound, so that a cut line is known to be cut.
-        let room = (MAX_LOG_LINE_BYTES + 64).saturating_sub(self.line.len());
+        let room = (MAX_LOG_LINE_BYTES + BUFFER_SLACK).saturating_sub(self.line.len());
         self.line.extend_from_slice(&buf[..buf.len().min(room)]);
         Ok(buf.len())
     }
@@ -44,18 +46,76 @@ impl Drop for RedactingStderr {
 /// A log line as written: URLs redacted, cut at the bound, one newline at the end.
 pub fn redacted_line(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
-    let body = text.trim_end_matches('\n');
+    let mut body = text.trim_end_matches('\n');
+    let was_cut = raw.len() >= MAX_LOG_LINE_BYTES + BUFFER_SLACK;
+    // A line cut while buffered may end inside a URL (after `user:pass`, before the `@`
+    // that would mark it): drop its last, incomplete word before redacting.
+    if was_cut {
+        body = body
+            .rsplit_once(char::is_whitespace)
+            .map_or("", |(kept, _)| kept);
+    }
     let mut line = crate::sanitize::redact_urls_in(body);
-    if line.len() > MAX_LOG_LINE_BYTES {
+    let too_long = line.len() > MAX_LOG_LINE_BYTES;
+    if too_long {
         let mut end = MAX_LOG_LINE_BYTES;
         while !line.is_char_boundary(end) {
             end -= 1;
         }
         line.truncate(end);
+    }
+    if was_cut || too_long {
         line.push_str(" …(cut)");
     }
     line.push('\n');
     line
+}
+
+/// Lets a kind of log line through at most once per period, telling how many were kept
+/// quiet meanwhile: for what callers or upstreams can repeat at will.
+#[derive(Debug)]
+pub struct LogLimiter {
+    every: std::time::Duration,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LogLimiter {
+    /// At most one line per `every`.
+    pub const fn every(every: std::time::Duration) -> Self {
+        LogLimiter {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// Runs `log` if the period has passed (first reporting how many were kept quiet),
+    /// else counts one more kept quiet.
+    pub fn note(&self, log: impl FnOnce()) {
+        let now = std::time::Instant::now();
+        let quiet = {
+            let mut state = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if state
+                .0
+                .is_some_and(|last| now.duration_since(last) < self.every)
+            {
+                state.1 += 1;
+                return;
+            }
+            *state = (Some(now), 0);
+            std::mem::take(&mut state.1)
+        };
+        if quiet > 0 {
+            tracing::warn!(
+                kept_quiet = quiet,
+                "more lines like the next one were not logged in the last {:?}",
+                self.every
+            );
+        }
+        log();
+    }
 }
 
 /// Makes a [`RedactingStderr`] per event.
@@ -113,6 +173,14 @@ mod tests {
         assert!(!line.contains("abc123") && !line.contains("u:pw"), "{line}");
         assert!(line.contains("http://10.0.0.1:7/mcp?…"), "{line}");
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let mut cut_in_a_url = b"see ".to_vec();
+        cut_in_a_url.extend(std::iter::repeat_n(b'y', MAX_LOG_LINE_BYTES + 50));
+        cut_in_a_url.extend(b" http://user:hunter2");
+        cut_in_a_url.truncate(MAX_LOG_LINE_BYTES + BUFFER_SLACK);
+        assert!(
+            !redacted_line(&cut_in_a_url).contains("hunt"),
+            "the partial URL is dropped"
+        );
         let long = redacted_line(&vec![b'x'; 100_000]);
         assert!(long.len() <= MAX_LOG_LINE_BYTES + 16, "{}", long.len());
         assert!(long.trim_end().ends_with("…(cut)"));

@@ -283,6 +283,16 @@ impl CallFamilies {
                 .with_label_values(&[server, tool, outcome.as_str()]);
         }
     }
+
+    /// Removes a tool's call series (it left every catalog).
+    fn forget(&self, server: &str, tool: &str) {
+        for outcome in Outcome::ALL {
+            let _ = self
+                .tool_calls
+                .remove_label_values(&[server, tool, outcome.as_str()]);
+        }
+        let _ = self.duration.remove_label_values(&[server, tool]);
+    }
 }
 
 impl FleetFamilies {
@@ -654,18 +664,30 @@ impl Metrics {
 
     /// Gives every listed tool its call series (at zero) and every server its upstream
     /// counters, so that dashboards see them before the first call.
+    /// Tools no longer in any catalog lose their series: an upstream renaming its tools at
+    /// every listing cannot grow `/metrics` (it is bounded by the catalogs' `max_tools`).
     fn know_catalogs(&self, registry: &Registry) {
-        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        let mut current = KnownTools::default();
         for server in registry.servers() {
             let name = server.name.as_str();
             self.calls.upstream_attempts.with_label_values(&[name]);
             self.calls.upstream_retries.with_label_values(&[name]);
-            for tool in server.catalog().tools {
-                if known.insert(name, &tool.name) {
-                    self.calls.start_at_zero(name, &tool.name);
-                }
+            for tool in server.catalog().tools.iter() {
+                current.insert(name, &tool.name);
             }
         }
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        for (server, tools) in &known.by_server {
+            for tool in tools.iter().filter(|t| !current.contains(server, t)) {
+                self.calls.forget(server, tool);
+            }
+        }
+        for (server, tools) in &current.by_server {
+            for tool in tools.iter().filter(|t| !known.contains(server, t)) {
+                self.calls.start_at_zero(server, tool);
+            }
+        }
+        *known = current;
     }
 }
 
@@ -742,6 +764,16 @@ mod tests {
         Registry::from_fleet(&fleet)
     }
 
+    /// The registry with `search`'s tools `query` and `lookup` listed.
+    fn listed(registry: Arc<Registry>) -> Arc<Registry> {
+        let tool = |name: &str| Tool::new(name.to_string(), "t", Arc::new(serde_json::Map::new()));
+        registry
+            .server("search")
+            .unwrap()
+            .set_catalog(vec![tool("query"), tool("lookup")], Instant::now());
+        registry
+    }
+
     /// One sample of the exposition text: its name, labels and value.
     struct Sample {
         name: String,
@@ -791,7 +823,7 @@ mod tests {
     #[test]
     fn calls_are_counted_by_server_tool_and_outcome() {
         let metrics = Metrics::new();
-        let registry = registry();
+        let registry = listed(registry());
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 3));
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 3));
         metrics.observe(&record("search", "query", Outcome::Failed, 3, 3));
@@ -817,7 +849,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 3));
         metrics.observe(&record("search", "query", Outcome::Ok, 1, 2000));
-        let text = metrics.render(&registry(), depth(0));
+        let text = metrics.render(&listed(registry()), depth(0));
         let bucket = |le| {
             value(
                 &text,
@@ -1012,6 +1044,35 @@ mod tests {
     }
 
     #[test]
+    fn tools_that_leave_the_catalog_lose_their_series() {
+        let metrics = Metrics::new();
+        let registry = registry();
+        let server = registry.server("search").unwrap();
+        let named =
+            |n: usize| Tool::new(format!("t{n}"), "churn", Arc::new(serde_json::Map::new()));
+        for round in 0..20 {
+            let tools = (round * 50..round * 50 + 50).map(named).collect();
+            server.set_catalog(tools, Instant::now());
+            metrics.observe(&record(
+                "search",
+                &format!("t{}", round * 50),
+                Outcome::Ok,
+                1,
+                1,
+            ));
+            metrics.render(&registry, depth(0));
+        }
+        let text = metrics.render(&registry, depth(0));
+        let tools: HashSet<String> = samples(&text)
+            .into_iter()
+            .filter(|s| s.name == "fleetdeck_tool_calls_total")
+            .map(|s| s.labels["tool"].clone())
+            .collect();
+        assert_eq!(tools.len(), 50, "only the current catalog's tools");
+        assert!(tools.contains("t950") && !tools.contains("t0"));
+    }
+
+    #[test]
     fn tools_in_no_catalog_share_one_series() {
         let metrics = Metrics::new();
         let registry = registry();
@@ -1060,7 +1121,7 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_and_counters_end_in_total() {
         let metrics = Metrics::new();
-        let registry = registry();
+        let registry = listed(registry());
         metrics.observe(&record("search", "query", Outcome::RateLimited, 0, 1));
         metrics.observe(&record("search", "query", Outcome::Ok, 2, 1));
         let text = metrics.render(&registry, depth(1));

@@ -13,11 +13,18 @@ use std::time::{Duration, Instant};
 /// published to the dashboard and recorded as fleet events.
 pub async fn run(registry: Arc<Registry>, store: Store, interval: Duration) {
     // No redirects: whatever answers at a metrics_url cannot send the scraper elsewhere.
-    let client = reqwest::Client::builder()
+    let client = match reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_default();
+    {
+        Ok(client) => Some(client),
+        Err(error) => {
+            // Never a default client (it would follow redirects): pings go on, scrapes stop.
+            tracing::error!(%error, "cannot build the metrics scraper's HTTP client; scrapes are off");
+            None
+        }
+    };
     // Scraped values outlive a missed scrape or two, not more.
     let stale_after = (interval * 3).max(Duration::from_secs(30));
     let mut tick = tokio::time::interval(interval);
@@ -43,7 +50,7 @@ pub async fn run(registry: Arc<Registry>, store: Store, interval: Duration) {
 pub async fn probe(
     registry: &Registry,
     store: &Store,
-    client: &reqwest::Client,
+    client: &Option<reqwest::Client>,
     server: &ServerEntry,
     instance: &Arc<Instance>,
     scrape_stale_after: Duration,
@@ -64,7 +71,7 @@ pub async fn probe(
         tracing::debug!(instance = %instance.id, %error, "probe failed");
     }
     let changed = instance.record_probe(Instant::now(), outcome);
-    if let Some(url) = &instance.metrics_url {
+    if let (Some(url), Some(client)) = (&instance.metrics_url, client) {
         let reading = scrape::fetch(
             client,
             url,

@@ -69,8 +69,9 @@ pub enum UpstreamError {
     /// The caller cancelled.
     #[error("cancelled")]
     Cancelled,
-    /// The instance answered with a JSON-RPC error.
-    #[error("{0}")]
+    /// The instance answered with a JSON-RPC error (shown by code and message: its `data`
+    /// is the instance's to fill and is never logged or stored).
+    #[error("error {}: {}", .0.code.0, .0.message)]
     Rpc(rmcp::ErrorData),
     /// The instance answered with something that is not a tool result.
     #[error("unexpected answer: {0}")]
@@ -362,7 +363,10 @@ impl UpstreamSession {
                     // safe with any server).
                     .pool_max_idle_per_host(if keep_alive { self.max_concurrent } else { 0 });
                 if policy == AddressPolicy::NoLinkLocal {
-                    client = client.dns_resolver(std::sync::Arc::new(LinkLocalFilter));
+                    // No proxy either: it would resolve the name itself, past the filter.
+                    client = client
+                        .no_proxy()
+                        .dns_resolver(std::sync::Arc::new(LinkLocalFilter));
                 }
                 let client = client.build().map_err(|e| connect_error(&e))?;
                 let transport = StreamableHttpClientTransport::with_client(client, config);
@@ -439,25 +443,33 @@ impl UpstreamSession {
     }
 
     /// Lists the instance's tools (all pages, within `timeout` together). More than
-    /// `max_tools` tools, or more pages than that, is an [`UpstreamError::OverLimit`]: a
-    /// listing never grows without bound.
+    /// `max_tools` tools, more pages than that, or more than `max_bytes` of tools as JSON is
+    /// an [`UpstreamError::OverLimit`]: a listing never grows without bound.
     pub async fn list_tools(
         &self,
         timeout: Duration,
         max_tools: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Tool>, UpstreamError> {
         let peer = self.peer(timeout).await?;
         let listing = async {
             let mut tools = Vec::new();
+            let mut bytes = 0;
             let mut cursor = None;
             for _page in 0..=max_tools {
                 let page = peer
                     .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
                     .await?;
+                bytes += page.tools.iter().map(tool_bytes).sum::<usize>();
                 tools.extend(page.tools);
                 if tools.len() > max_tools {
                     return Ok(Err(format!(
                         "the instance lists more than {max_tools} tools (the server's limits.max_tools)"
+                    )));
+                }
+                if bytes > max_bytes {
+                    return Ok(Err(format!(
+                        "the instance's tools take more than {max_bytes} bytes (the server's limits.max_catalog_bytes)"
                     )));
                 }
                 cursor = page.next_cursor;
@@ -578,6 +590,11 @@ impl UpstreamSession {
             }
         }
     }
+}
+
+/// About how many bytes a tool takes as JSON.
+fn tool_bytes(tool: &Tool) -> usize {
+    serde_json::to_value(tool).map_or(0, |v| crate::gateway::result_size::json_bytes(&v))
 }
 
 /// What a stdio child inherits from the gateway's environment (besides its declared `env`).

@@ -9,6 +9,7 @@
 //! `/metrics`, `/healthz`, `/readyz` and `/mcp` (whose rmcp service checks the same list
 //! again).
 
+use crate::telemetry::logging::LogLimiter;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::Next;
@@ -102,7 +103,12 @@ pub async fn refuse_unknown_host(
                 .take(100)
                 .filter(|c| !c.is_control())
                 .collect();
-            tracing::warn!(host = %shown, path = %request.uri().path(), "request for a host not allowed refused (DNS rebinding?)");
+            // Anyone can send these: logged bounded, at most once a minute.
+            static REFUSALS: LogLimiter = LogLimiter::every(std::time::Duration::from_secs(60));
+            let path = crate::sanitize::bounded(request.uri().path(), 256);
+            REFUSALS.note(|| {
+                tracing::warn!(host = %shown, %path, "request for a host not allowed refused (DNS rebinding?)");
+            });
             (
                 StatusCode::FORBIDDEN,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -3,8 +3,8 @@
 //! texts that quote secrets, a flood of `tools/list_changed`, chatter on stderr, and a tool
 //! that reports its own environment.
 //!
-//! `hostile-mcp [--tools N] [--description-bytes N] [--flood-list-changed]
-//!              [--slow-listing-ms N]`
+//! `hostile-mcp [--tools N] [--description-bytes N] [--meta-bytes N]
+//!              [--flood-list-changed] [--slow-listing-ms N]`
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
@@ -29,6 +29,8 @@ struct Behaviour {
     flood_list_changed: bool,
     /// How long each `tools/list` takes.
     slow_listing: Duration,
+    /// Bytes of `_meta` on the `metaful` tool (0: no such tool).
+    meta_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -94,6 +96,13 @@ impl Hostile {
                 "d".repeat(self.behaviour.description_bytes),
                 schema(json!({})),
             ));
+        }
+        if self.behaviour.meta_bytes > 0 {
+            let mut tool = Tool::new("metaful", "Carries a large _meta", schema(json!({})));
+            let mut meta = Map::new();
+            meta.insert("blob".into(), "m".repeat(self.behaviour.meta_bytes).into());
+            tool.meta = Some(rmcp::model::MetaObject(meta));
+            tools.push(tool);
         }
         for i in 0..self.behaviour.extra_tools {
             tools.push(Tool::new(
@@ -201,6 +210,7 @@ fn parse_args() -> Behaviour {
             "--tools" => behaviour.extra_tools = value() as usize,
             "--description-bytes" => behaviour.description_bytes = value() as usize,
             "--slow-listing-ms" => behaviour.slow_listing = Duration::from_millis(value()),
+            "--meta-bytes" => behaviour.meta_bytes = value() as usize,
             "--flood-list-changed" => behaviour.flood_list_changed = true,
             other => panic!("unknown argument {other}"),
         }

@@ -158,18 +158,6 @@ impl Collector {
 
     /// Takes a finished trace: into the ring, and (never waiting) into the queues.
     pub fn finish(&self, trace: Trace) {
-        // A trace id of ours that a caller learns later (an instance passing it on) stays
-        // with the assistant whose call made it.
-        if let (Ok(id), Some(assistant)) =
-            (u128::from_str_radix(&trace.trace_id, 16), trace.assistant())
-        {
-            self.owners.get_with(id, || {
-                Arc::new(TraceOwner {
-                    assistant: Arc::from(assistant),
-                    fragments: std::sync::atomic::AtomicU32::new(1),
-                })
-            });
-        }
         let trace = Arc::new(trace);
         self.finished.fetch_add(1, Ordering::Relaxed);
         {
