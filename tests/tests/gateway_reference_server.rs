@@ -165,27 +165,35 @@ tier = "admin"
         .await
         .unwrap_err();
     assert!(err.to_string().contains("unknown tool"), "{err}");
-    let err = client
+    // Arguments that break the schema are a tool execution error (SEP-1303: `isError`
+    // with the reason, so the model can correct itself), still without an upstream call.
+    let wrong = client
         .call_tool(tool_call(
             "everything__get-sum",
             json!({"a": "two", "b": 1}),
         ))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(wrong.is_error, Some(true));
+    let text_of = |result: &rmcp::model::CallToolResult| {
+        result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<String>()
+    };
+    let text = text_of(&wrong);
     assert!(
-        err.to_string()
-            .contains("argument \"a\" must be of type number"),
-        "{err}"
+        text.contains("argument \"a\" must be of type number"),
+        "{text}"
     );
-    let err = client
+    let missing = client
         .call_tool(tool_call("everything__echo", json!({})))
         .await
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("missing required argument \"message\""),
-        "{err}"
-    );
+        .unwrap();
+    assert_eq!(missing.is_error, Some(true));
+    let text = text_of(&missing);
+    assert!(text.contains("missing required argument"), "{text}");
 
     let http = reqwest::Client::new();
     let post = |body: String, key: Option<&str>| {

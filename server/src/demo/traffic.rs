@@ -60,8 +60,39 @@ async fn connect(url: &str, key: &str) -> Option<RunningService<RoleClient, ()>>
         .ok()
 }
 
+/// How often the demo prints its one-line traffic status.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// How the synthetic calls ended since the last status line.
+#[derive(Default)]
+struct Tally {
+    ok: std::sync::atomic::AtomicU64,
+    tool_errors: std::sync::atomic::AtomicU64,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl Tally {
+    fn count(&self, counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The status line, and the counts start again.
+    fn line(&self, every: Duration) -> String {
+        let take =
+            |c: &std::sync::atomic::AtomicU64| c.swap(0, std::sync::atomic::Ordering::Relaxed);
+        let (ok, tool_errors, refused) =
+            (take(&self.ok), take(&self.tool_errors), take(&self.refused));
+        format!(
+            "demo traffic, last {} s: {} calls ({ok} ok, {tool_errors} tool errors, {refused} refused: denied or rate-limited, as the synthetic assistants are meant to be)",
+            every.as_secs(),
+            ok + tool_errors + refused
+        )
+    }
+}
+
 /// Calls tools through `gateway_url` as the given assistants, `rate_per_s` calls a second in
-/// all, until the task is dropped.
+/// all, until the task is dropped. Every [`STATUS_EVERY`] one line on stdout says how the
+/// calls ended (refusals are expected: the audit log and traces have each one).
 pub async fn run(gateway_url: String, assistants: Vec<(String, String)>, rate_per_s: f64) {
     if assistants.is_empty() || rate_per_s <= 0.0 {
         return;
@@ -73,8 +104,17 @@ pub async fn run(gateway_url: String, assistants: Vec<(String, String)>, rate_pe
     }
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate_per_s));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let tally = std::sync::Arc::new(Tally::default());
+    let mut status =
+        tokio::time::interval_at(tokio::time::Instant::now() + STATUS_EVERY, STATUS_EVERY);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = status.tick() => {
+                println!("{}", tally.line(STATUS_EVERY));
+                continue;
+            }
+        }
         let who = rng.usize(..assistants.len());
         if clients[who].as_ref().is_none_or(|c| c.is_closed()) {
             clients[who] = connect(&gateway_url, &assistants[who].1).await;
@@ -86,10 +126,16 @@ pub async fn run(gateway_url: String, assistants: Vec<(String, String)>, rate_pe
         let mut params = CallToolRequestParams::new(tool.to_string());
         params.arguments = arguments.as_object().cloned();
         let peer = client.peer().clone();
+        let tally = tally.clone();
         // Calls overlap like real traffic; each is bounded by the gateway's timeouts.
         tokio::spawn(async move {
-            if let Err(error) = peer.call_tool(params).await {
-                tracing::debug!(tool, %error, "demo traffic call failed");
+            match peer.call_tool(params).await {
+                Ok(result) if result.is_error == Some(true) => tally.count(&tally.tool_errors),
+                Ok(_) => tally.count(&tally.ok),
+                Err(error) => {
+                    tally.count(&tally.refused);
+                    tracing::debug!(tool, %error, "demo traffic call refused");
+                }
             }
         });
     }

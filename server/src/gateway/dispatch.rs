@@ -77,6 +77,22 @@ impl CallFacts {
     }
 }
 
+/// Why a call was not admitted.
+enum NotAdmitted {
+    /// A protocol error: unknown tool, denied, rate-limited.
+    Refused(ErrorData),
+    /// Arguments that do not fit the tool's input schema: a tool execution error
+    /// (`isError`, as the 2025-11-25 revision says of input validation), still without
+    /// an upstream call.
+    InvalidArguments(String),
+}
+
+impl From<ErrorData> for NotAdmitted {
+    fn from(error: ErrorData) -> Self {
+        NotAdmitted::Refused(error)
+    }
+}
+
 /// A call that passed every check before routing: its tool is known, allowed, and its
 /// arguments fit.
 struct Admitted {
@@ -305,7 +321,15 @@ impl Dispatcher {
         cancel: &CancellationToken,
         facts: &mut CallFacts,
     ) -> Result<CallToolResponse, ErrorData> {
-        let admitted = self.admit_call(caller, exposed, &params, facts).await?;
+        let admitted = match self.admit_call(caller, exposed, &params, facts).await {
+            Ok(admitted) => admitted,
+            Err(NotAdmitted::Refused(error)) => return Err(error),
+            Err(NotAdmitted::InvalidArguments(message)) => {
+                return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                    ContentBlock::text(message),
+                ])));
+            }
+        };
         let tool_name = split_tool_name(exposed).map_or(exposed, |(_, tool)| tool);
         let server = &admitted.server;
         if admitted.cacheable {
@@ -356,7 +380,7 @@ impl Dispatcher {
         exposed: &str,
         params: &CallToolRequestParams,
         facts: &mut CallFacts,
-    ) -> Result<Admitted, ErrorData> {
+    ) -> Result<Admitted, NotAdmitted> {
         let unknown = |facts: &mut CallFacts| {
             let message = format!("unknown tool {exposed:?}");
             facts.end(Outcome::Rejected, Some(message.clone()));
@@ -370,10 +394,10 @@ impl Dispatcher {
         if let Err(retry_after) = checked {
             let error = rate_limited(caller, retry_after);
             facts.end(Outcome::RateLimited, Some(error.message.to_string()));
-            return Err(error);
+            return Err(error.into());
         }
         let Some(server) = self.registry.server(server_name) else {
-            return Err(unknown(facts));
+            return Err(unknown(facts).into());
         };
         let permission = tracing::debug_span!(
             "permission",
@@ -395,18 +419,18 @@ impl Dispatcher {
                 caller.assistant, permission.source
             );
             facts.end(Outcome::Denied, Some(message.clone()));
-            return Err(ErrorData::new(PERMISSION_DENIED, message, None));
+            return Err(ErrorData::new(PERMISSION_DENIED, message, None).into());
         }
         // Every call resolves its tool in the catalog: a hit, or (first call) a listing.
         self.ensure_catalog(&server).await;
         let Some(tool) = server.tool(tool_name) else {
-            return Err(unknown(facts));
+            return Err(unknown(facts).into());
         };
         facts.known_tool = true;
         if let Err(problem) = check_arguments(&tool, params.arguments.as_ref()) {
-            let message = format!("{exposed}: {problem}");
+            let message = format!("{exposed}: invalid arguments: {problem}");
             facts.end(Outcome::Rejected, Some(message.clone()));
-            return Err(ErrorData::invalid_params(message, None));
+            return Err(NotAdmitted::InvalidArguments(message));
         }
         let idempotent = tool
             .annotations
@@ -574,7 +598,13 @@ impl Dispatcher {
         }
         let answer = instance
             .upstream
-            .call_tool(attempt_params, progress, cancel, timeout)
+            .call_tool(
+                attempt_params,
+                progress,
+                cancel,
+                timeout,
+                server.settings.limits.max_result_bytes,
+            )
             .instrument(upstream_call.clone())
             .await;
         if let Err(error) = &answer {
@@ -595,6 +625,11 @@ impl Dispatcher {
                 Attempt::Refused(bounded_error(error))
             }
             Err(UpstreamError::Cancelled) => Attempt::Cancelled,
+            Err(UpstreamError::OverLimit(why)) => {
+                self.metrics()
+                    .upstream_refusal(&server.name, UpstreamRefusal::ResultTooLarge);
+                Attempt::OverLimit(why)
+            }
             Err(error) => Attempt::Failed(error),
         }
     }

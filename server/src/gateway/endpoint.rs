@@ -32,7 +32,15 @@ use tracing::Instrument;
 /// How long the key check of a request took (its trace's `authenticate` span reports it:
 /// the check runs here, before the body says which MCP method the request is).
 #[derive(Clone, Copy, Debug)]
-struct KeyCheck(std::time::Duration);
+pub struct KeyCheck(std::time::Duration);
+
+/// What a tool call's trace needs from its HTTP request.
+pub struct CallContext {
+    /// How long the key check took.
+    pub key_check: Option<KeyCheck>,
+    /// The request's headers (`traceparent`, `tracestate`).
+    pub headers: axum::http::HeaderMap,
+}
 
 /// What the bearer check in front of `/mcp` needs.
 #[derive(Clone)]
@@ -232,51 +240,11 @@ impl ServerHandler for GatewayService {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = caller_of(&context)?;
-        // The name as spans may show it: a name that breaks the rule only escaped and cut
-        // (the dispatcher refuses it).
-        let shown_name = match tool_name::check(&request.name) {
-            Ok(name) => name.as_str().to_string(),
-            Err(_) => sanitize::escaped_name(&request.name),
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let call = CallContext {
+            key_check: parts.and_then(|parts| parts.extensions.get::<KeyCheck>().copied()),
+            headers: parts.map(|parts| parts.headers.clone()).unwrap_or_default(),
         };
-        // The call's trace: the caller's context if it sent one (`_meta` first, then the
-        // HTTP header) and may continue it, else a new trace.
-        let mut refused_context = None;
-        let caller_context = trace_context_of(&request, &context).filter(|c| {
-            refused_context = traces::collector()
-                .claim(c.trace_id, &caller.assistant)
-                .refusal();
-            refused_context.is_none()
-        });
-        let root = tracing::debug_span!(
-            "tools/call",
-            traceparent = %caller_context.as_ref().map_or(String::new(), |c| {
-                traces::context::format_traceparent(c.trace_id, c.parent_span_id)
-            }),
-            tracestate = caller_context
-                .as_ref()
-                .and_then(|c| c.tracestate.as_deref())
-                .unwrap_or(""),
-            traceparent_refused = refused_context.unwrap_or(""),
-            assistant = %caller.assistant,
-            tool = %shown_name,
-            outcome = tracing::field::Empty,
-            error = tracing::field::Empty,
-        );
-        root.in_scope(|| {
-            let span = tracing::debug_span!(
-                "authenticate",
-                assistant = %caller.assistant,
-                key_id = caller.key_id,
-                key_check_us = tracing::field::Empty,
-            );
-            let check = context
-                .extensions
-                .get::<axum::http::request::Parts>()
-                .and_then(|parts| parts.extensions.get::<KeyCheck>());
-            if let Some(KeyCheck(took)) = check {
-                span.record("key_check_us", took.as_micros() as u64);
-            }
-        });
         let progress = context.meta.get_progress_token().map(|token| {
             let peer = context.peer.clone();
             let sink: crate::upstream::ProgressSink =
@@ -290,37 +258,116 @@ impl ServerHandler for GatewayService {
                 });
             sink
         });
-        self.dispatcher
-            .call_tool(&caller, request, progress, context.ct.clone())
-            .instrument(root)
-            .await
+        let meta = Some(&context.meta.0);
+        let trace_context = trace_context_of([meta, request.meta.as_deref()], &call.headers);
+        run_call(
+            &self.dispatcher,
+            &caller,
+            &call,
+            trace_context,
+            request,
+            progress,
+            context.ct.clone(),
+        )
+        .await
     }
 }
 
-/// The caller's trace context: the first valid one of `_meta.traceparent` (with its
-/// `tracestate`) and the HTTP `traceparent` header (with the `tracestate` header).
+/// One tool call of `caller` through the dispatcher, under its trace's root span (the
+/// caller's trace context continued when it sent one it may continue). Shared by the
+/// plain-call layer and the rmcp handler.
+pub async fn dispatch_call(
+    dispatcher: &Dispatcher,
+    caller: &Caller,
+    call: &CallContext,
+    request: CallToolRequestParams,
+    progress: Option<crate::upstream::ProgressSink>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<CallToolResponse, ErrorData> {
+    let trace_context = trace_context_of([request.meta.as_deref(), None], &call.headers);
+    run_call(
+        dispatcher,
+        caller,
+        call,
+        trace_context,
+        request,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+async fn run_call(
+    dispatcher: &Dispatcher,
+    caller: &Caller,
+    call: &CallContext,
+    caller_context: Option<TraceContext>,
+    request: CallToolRequestParams,
+    progress: Option<crate::upstream::ProgressSink>,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<CallToolResponse, ErrorData> {
+    // The name as spans may show it: a name that breaks the rule only escaped and cut
+    // (the dispatcher refuses it).
+    let shown_name = match tool_name::check(&request.name) {
+        Ok(name) => name.as_str().to_string(),
+        Err(_) => sanitize::escaped_name(&request.name),
+    };
+    let mut refused_context = None;
+    let caller_context = caller_context.filter(|c| {
+        refused_context = traces::collector()
+            .claim(c.trace_id, &caller.assistant)
+            .refusal();
+        refused_context.is_none()
+    });
+    let root = tracing::debug_span!(
+        "tools/call",
+        traceparent = %caller_context.as_ref().map_or(String::new(), |c| {
+            traces::context::format_traceparent(c.trace_id, c.parent_span_id)
+        }),
+        tracestate = caller_context
+            .as_ref()
+            .and_then(|c| c.tracestate.as_deref())
+            .unwrap_or(""),
+        traceparent_refused = refused_context.unwrap_or(""),
+        assistant = %caller.assistant,
+        tool = %shown_name,
+        outcome = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
+    root.in_scope(|| {
+        let span = tracing::debug_span!(
+            "authenticate",
+            assistant = %caller.assistant,
+            key_id = caller.key_id,
+            key_check_us = tracing::field::Empty,
+        );
+        if let Some(KeyCheck(took)) = call.key_check {
+            span.record("key_check_us", took.as_micros() as u64);
+        }
+    });
+    dispatcher
+        .call_tool(caller, request, progress, cancel)
+        .instrument(root)
+        .await
+}
+
+/// The caller's trace context: the first valid one of the `_meta` objects
+/// (`traceparent` with its `tracestate`), else the HTTP `traceparent` header (with the
+/// `tracestate` header).
 fn trace_context_of(
-    request: &CallToolRequestParams,
-    context: &RequestContext<RoleServer>,
+    metas: [Option<&rmcp::model::MetaObject>; 2],
+    headers: &axum::http::HeaderMap,
 ) -> Option<TraceContext> {
     let from_meta = |meta: &rmcp::model::MetaObject| {
         meta.get_traceparent()
             .and_then(|tp| traces::context::parse(tp, meta.get_tracestate()))
     };
-    let header = |parts: &axum::http::request::Parts, name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    from_meta(&context.meta.0)
-        .or_else(|| request.meta.as_ref().and_then(|meta| from_meta(&meta.0)))
-        .or_else(|| {
-            let parts = context.extensions.get::<axum::http::request::Parts>()?;
-            let traceparent = header(parts, "traceparent")?;
-            traces::context::parse(&traceparent, header(parts, "tracestate").as_deref())
-        })
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    metas
+        .into_iter()
+        .flatten()
+        .find_map(from_meta)
+        .or_else(|| traces::context::parse(header("traceparent")?, header("tracestate")))
 }
 
 /// Settings of the MCP endpoint.
@@ -336,6 +383,7 @@ pub struct EndpointSettings {
 
 /// The `/mcp` router: bearer authentication in front of the rmcp streamable HTTP service.
 pub fn router(dispatcher: Arc<Dispatcher>, gate: BearerGate, settings: EndpointSettings) -> Router {
+    let dispatcher_for_calls = dispatcher.clone();
     let mut config = StreamableHttpServerConfig::default();
     // Stateless: any replica can serve any request; nothing lives in a session.
     config.legacy_session_mode = false;
@@ -354,7 +402,16 @@ pub fn router(dispatcher: Arc<Dispatcher>, gate: BearerGate, settings: EndpointS
         LocalSessionManager::default().into(),
         config,
     );
+    let plain_calls = crate::gateway::tools_call::ToolCalls {
+        dispatcher: dispatcher_for_calls,
+        max_body_bytes: settings.max_body_bytes,
+    };
+    // Layers run outside in: the key check, then the plain-call layer, then rmcp.
     Router::new()
         .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(
+            plain_calls,
+            crate::gateway::tools_call::answer_tool_calls,
+        ))
         .layer(axum::middleware::from_fn_with_state(gate, authenticate))
 }

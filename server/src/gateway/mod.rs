@@ -14,3 +14,4 @@ pub mod record;
 pub mod result_size;
 pub mod retry;
 pub mod tool_name;
+pub mod tools_call;

@@ -1,5 +1,9 @@
-//! rmcp client sessions to fleet instances: one long-lived session per instance, reused by
-//! every call, re-established after a failure. Streamable HTTP or a stdio child process.
+//! Connections to fleet instances. Tool calls to an HTTP instance go over a pooled HTTP
+//! client of their own (`http_call`: no session worker to queue behind); everything else
+//! (listings, pings, `tools/list_changed`, and every call to a stdio child) uses one
+//! long-lived rmcp client session per instance, re-established after a failure.
+
+mod http_call;
 
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
@@ -204,6 +208,34 @@ struct Reconnect {
     not_before: Option<std::time::Instant>,
 }
 
+impl Reconnect {
+    /// Refuses a connection attempt before the backoff has passed.
+    fn check(&self, now: std::time::Instant) -> Result<(), UpstreamError> {
+        match self.not_before {
+            Some(not_before) if now < not_before => Err(UpstreamError::Connect(format!(
+                "{} failed connection attempts; next in {:?}",
+                self.failures,
+                not_before - now
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A connection failed: the next attempt waits longer.
+    fn failed(&mut self, now: std::time::Instant) {
+        let wait = RECONNECT_BASE
+            .saturating_mul(1 << self.failures.min(10))
+            .min(RECONNECT_MAX);
+        self.failures += 1;
+        self.not_before = Some(now + wait);
+    }
+
+    /// A connection succeeded: no wait.
+    fn succeeded(&mut self) {
+        *self = Reconnect::default();
+    }
+}
+
 /// First wait after a failed connection; doubles up to [`RECONNECT_MAX`].
 const RECONNECT_BASE: Duration = Duration::from_millis(250);
 /// Longest wait between connection attempts.
@@ -224,6 +256,8 @@ pub struct UpstreamSession {
     /// Process group of the stdio child, killed as a whole with the session.
     child_group: std::sync::Mutex<Option<u32>>,
     progress: ProgressDispatcher,
+    /// Tool calls of an HTTP instance (none for stdio).
+    http: Option<http_call::HttpCaller>,
     /// Set when the instance says its tool list changed; cleared when the list is read again.
     pub tools_changed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -232,7 +266,12 @@ impl UpstreamSession {
     /// A session to `endpoint`, connected on first use; `max_concurrent` bounds its HTTP
     /// requests in flight; `label` names the instance in log lines.
     pub fn new(endpoint: Endpoint, max_concurrent: usize, label: &str) -> Self {
+        let http = match &endpoint {
+            Endpoint::Http { url } => Some(http_call::HttpCaller::new(url)),
+            Endpoint::Stdio { .. } => None,
+        };
         UpstreamSession {
+            http,
             label: crate::sanitize::bounded_owned(label, 64),
             address_policy: std::sync::Mutex::new(AddressPolicy::Any),
             endpoint,
@@ -290,22 +329,10 @@ impl UpstreamSession {
         {
             return Ok(session.peer().clone());
         }
-        let now = std::time::Instant::now();
-        {
-            let reconnect = self
-                .reconnect
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(not_before) = reconnect.not_before
-                && now < not_before
-            {
-                return Err(UpstreamError::Connect(format!(
-                    "{} failed connection attempts; next in {:?}",
-                    reconnect.failures,
-                    not_before - now
-                )));
-            }
-        }
+        self.reconnect
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(std::time::Instant::now())?;
         let handler = UpstreamClient {
             progress: self.progress.clone(),
             tools_changed: self.tools_changed.clone(),
@@ -322,15 +349,11 @@ impl UpstreamSession {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let session = match connected {
             Ok(session) => {
-                *reconnect = Reconnect::default();
+                reconnect.succeeded();
                 session
             }
             Err(error) => {
-                let wait = RECONNECT_BASE
-                    .saturating_mul(1 << reconnect.failures.min(10))
-                    .min(RECONNECT_MAX);
-                reconnect.failures += 1;
-                reconnect.not_before = Some(std::time::Instant::now() + wait);
+                reconnect.failed(std::time::Instant::now());
                 return Err(error);
             }
         };
@@ -418,6 +441,9 @@ impl UpstreamSession {
     /// Drops the session so that the next call reconnects (after a transport failure); a
     /// stdio child is killed with its whole process group.
     pub async fn reset(&self) {
+        if let Some(http) = &self.http {
+            http.reset();
+        }
         if let Some(session) = self.session.lock().await.take() {
             session.cancellation_token().cancel();
         }
@@ -501,8 +527,41 @@ impl UpstreamSession {
     }
 
     /// Calls a tool. Progress goes to `progress`; `cancel` or the timeout cancels the call
-    /// upstream too (MCP `notifications/cancelled`).
+    /// upstream too (MCP `notifications/cancelled`). An HTTP instance's answer over
+    /// `max_result_bytes` is not read to its end ([`UpstreamError::OverLimit`]).
     pub async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        progress: Option<ProgressSink>,
+        cancel: &CancellationToken,
+        timeout: Duration,
+        max_result_bytes: usize,
+    ) -> Result<CallToolResponse, UpstreamError> {
+        let Some(http) = &self.http else {
+            return self
+                .call_tool_in_session(params, progress, cancel, timeout)
+                .await;
+        };
+        let settings = http_call::ClientSettings {
+            keep_alive: self.keep_alive.load(std::sync::atomic::Ordering::Relaxed),
+            policy: self.address_policy(),
+            max_idle: self.max_concurrent,
+        };
+        let scrub = |text: &str| self.scrub(text);
+        http.call_tool(
+            &settings,
+            params,
+            progress,
+            cancel,
+            timeout,
+            max_result_bytes,
+            &scrub,
+        )
+        .await
+    }
+
+    /// A tool call over the rmcp session (stdio instances).
+    async fn call_tool_in_session(
         &self,
         params: CallToolRequestParams,
         progress: Option<ProgressSink>,

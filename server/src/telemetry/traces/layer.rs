@@ -7,6 +7,7 @@ use super::Collector;
 use super::context::{self, TraceContext};
 use super::model::{FinishedSpan, SpanEvent, Trace};
 use crate::sanitize::{MAX_ATTRIBUTE_BYTES, bounded_owned};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -56,7 +57,7 @@ pub(crate) struct SpanState {
     parent_id: Option<u64>,
     name: &'static str,
     started: Instant,
-    attributes: Vec<(&'static str, String)>,
+    attributes: Vec<(Cow<'static, str>, String)>,
     events: Vec<SpanEvent>,
 }
 
@@ -68,7 +69,7 @@ impl OpenTrace {
 
 /// Collects a span's or event's fields as text.
 struct Fields<'a> {
-    attributes: &'a mut Vec<(&'static str, String)>,
+    attributes: &'a mut Vec<(Cow<'static, str>, String)>,
 }
 
 impl Visit for Fields<'_> {
@@ -111,10 +112,10 @@ impl std::fmt::Write for BoundedWriter {
     }
 }
 
-fn set(attributes: &mut Vec<(&'static str, String)>, key: &'static str, value: String) {
+fn set(attributes: &mut Vec<(Cow<'static, str>, String)>, key: &'static str, value: String) {
     match attributes.iter_mut().find(|(k, _)| *k == key) {
         Some(slot) => slot.1 = value,
-        None => attributes.push((key, value)),
+        None => attributes.push((Cow::Borrowed(key), value)),
     }
 }
 
@@ -236,15 +237,11 @@ where
         let finished = FinishedSpan {
             span_id: context::span_id_hex(state.span_id),
             parent_id: state.parent_id.map(context::span_id_hex),
-            name: state.name.to_string(),
+            name: state.name.into(),
             start_us: trace.offset_us(state.started),
             duration_us: u64::try_from(ended.saturating_duration_since(state.started).as_micros())
                 .unwrap_or(u64::MAX),
-            attributes: state
-                .attributes
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            attributes: state.attributes,
             events: state.events,
         };
         let is_root = state.span_id == trace.root_span_id;

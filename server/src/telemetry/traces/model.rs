@@ -3,6 +3,7 @@
 
 use app::wire::{SpanEventView, SpanView, TraceQuery, TraceSummary, TraceView};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One finished span.
@@ -12,14 +13,14 @@ pub struct FinishedSpan {
     pub span_id: String,
     /// Parent span id; for the root, the caller's span (if it sent a `traceparent`).
     pub parent_id: Option<String>,
-    /// The span's name, e.g. `attempt`.
-    pub name: String,
+    /// The span's name, e.g. `attempt` (borrowed from the code while in memory).
+    pub name: Cow<'static, str>,
     /// Microseconds after the root started.
     pub start_us: u64,
     /// Duration in microseconds.
     pub duration_us: u64,
-    /// Fields recorded on the span, in declaration order.
-    pub attributes: Vec<(String, String)>,
+    /// Fields recorded on the span, in declaration order (names borrowed from the code).
+    pub attributes: Vec<(Cow<'static, str>, String)>,
     /// Log events recorded inside it.
     pub events: Vec<SpanEvent>,
 }
@@ -113,7 +114,7 @@ impl Trace {
             trace_id: self.trace_id.clone(),
             started_at_ms: self.started_at_ms(),
             duration_ms: self.duration_ms(),
-            root: root.map_or_else(String::new, |r| r.name.clone()),
+            root: root.map_or_else(String::new, |r| r.name.to_string()),
             tool: attr("tool"),
             assistant: attr("assistant"),
             status: if self.is_error() { "error" } else { "ok" }.to_string(),
@@ -251,11 +252,15 @@ fn span_view(span: &FinishedSpan, is_root: bool, depth: u32) -> SpanView {
             span.parent_id.clone()
         },
         depth,
-        name: span.name.clone(),
+        name: span.name.to_string(),
         start_offset_ms: span.start_us as f64 / 1000.0,
         duration_ms: span.duration_us as f64 / 1000.0,
         status: if span.failed() { "error" } else { "ok" }.to_string(),
-        attributes: span.attributes.clone(),
+        attributes: span
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
         events: span
             .events
             .iter()
@@ -283,12 +288,12 @@ pub(crate) mod tests {
         FinishedSpan {
             span_id: id.into(),
             parent_id: parent.map(str::to_string),
-            name: name.into(),
+            name: name.to_string().into(),
             start_us,
             duration_us,
             attributes: attributes
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string().into(), v.to_string()))
                 .collect(),
             events: Vec::new(),
         }

@@ -175,7 +175,7 @@ pub fn span_data(trace: &Trace) -> Vec<SpanData> {
                 parent_span_id: parent,
                 parent_span_is_remote: is_root && parent != SpanId::INVALID,
                 span_kind: kind(span, is_root),
-                name: span.name.clone().into(),
+                name: span.name.clone(),
                 start_time: at(span.start_us),
                 end_time: at(span.start_us + span.duration_us),
                 attributes: span
@@ -195,7 +195,7 @@ pub fn span_data(trace: &Trace) -> Vec<SpanData> {
 }
 
 fn kind(span: &FinishedSpan, is_root: bool) -> SpanKind {
-    match span.name.as_str() {
+    match span.name.as_ref() {
         _ if is_root => SpanKind::Server,
         "upstream_call" => SpanKind::Client,
         _ => SpanKind::Internal,
@@ -254,7 +254,7 @@ mod tests {
         }
         trace.root_span_id = "0000000000000001".into();
         for span in &mut trace.spans {
-            span.parent_id = match span.name.as_str() {
+            span.parent_id = match span.name.as_ref() {
                 "tools/call" => Some("b7ad6b7169203331".into()),
                 "upstream_call" => Some("00000000000000a2".into()),
                 _ => Some("0000000000000001".into()),
