@@ -393,7 +393,7 @@ pub fn router(dispatcher: Arc<Dispatcher>, gate: BearerGate, settings: EndpointS
     config.max_request_body_bytes = settings.max_body_bytes;
     config.allowed_hosts.extend(settings.allowed_hosts);
     config.cancellation_token = settings.shutdown.child_token();
-    let service = StreamableHttpService::new(
+    let service = Arc::new(StreamableHttpService::new(
         move || {
             Ok(GatewayService {
                 dispatcher: dispatcher.clone(),
@@ -401,7 +401,18 @@ pub fn router(dispatcher: Arc<Dispatcher>, gate: BearerGate, settings: EndpointS
         },
         LocalSessionManager::default().into(),
         config,
-    );
+    ));
+    // Behind an `Arc`: axum clones a route's service for every request, and rmcp's own
+    // `call` clones it once more (its whole configuration, host lists included); `perf`
+    // showed both on every call. This clones a pointer.
+    let service = tower::service_fn(move |request: Request| {
+        let service = service.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                service.handle(request).await.map(axum::body::Body::new),
+            )
+        }
+    });
     let plain_calls = crate::gateway::tools_call::ToolCalls {
         dispatcher: dispatcher_for_calls,
         max_body_bytes: settings.max_body_bytes,
