@@ -8,6 +8,7 @@ mod config;
 mod control;
 mod demo;
 mod gateway;
+mod mcp_protocol;
 mod registry;
 mod roi;
 mod sanitize;

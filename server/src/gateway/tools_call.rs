@@ -37,14 +37,10 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// The stateless revision this layer answers itself; other versions go to rmcp.
-const MODERN: &str = "2026-07-28";
-/// Revisions with `initialize` this layer answers itself.
-const LEGACY: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-const MCP_METHOD: &str = "mcp-method";
-const MCP_NAME: &str = "mcp-name";
-const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+use crate::mcp_protocol::{
+    LEGACY_VERSIONS as LEGACY, MCP_METHOD, MCP_NAME, META_PROTOCOL_VERSION, MODERN,
+    PROTOCOL_VERSION,
+};
 
 /// What the layer needs.
 #[derive(Clone)]
@@ -182,7 +178,7 @@ async fn answer(
                     on_disconnect.disarm();
                     return shape.answer(answered);
                 }
-                return stream(shape, updates, None, Some(answered), on_disconnect).into_response();
+                return stream(shape, updates, None, Call::Ended(answered), on_disconnect);
             }
             first = updates.recv() => first,
         }
@@ -190,7 +186,13 @@ async fn answer(
         None
     };
     match first {
-        Some(first) => stream(shape, updates, Some(first), None, on_disconnect).with_task(task),
+        Some(first) => stream(
+            shape,
+            updates,
+            Some(first),
+            Call::Running(task),
+            on_disconnect,
+        ),
         // No progress wanted, or none can come any more.
         None => {
             let answered = task.await;
@@ -263,61 +265,37 @@ impl Shape {
     }
 }
 
-/// An SSE response: progress notifications as they come, then the answer.
-struct Streamed {
-    response: Response,
-    task_slot: Option<
-        tokio::sync::oneshot::Sender<tokio::task::JoinHandle<Result<CallToolResponse, ErrorData>>>,
-    >,
+/// Where the stream gets the answer from.
+enum Call {
+    /// The call has ended.
+    Ended(Answered),
+    /// It is still running.
+    Running(tokio::task::JoinHandle<Result<CallToolResponse, ErrorData>>),
 }
 
-impl Streamed {
-    /// Hands the running call to the stream (which awaits its answer).
-    fn with_task(
-        mut self,
-        task: tokio::task::JoinHandle<Result<CallToolResponse, ErrorData>>,
-    ) -> Response {
-        if let Some(slot) = self.task_slot.take() {
-            let _ = slot.send(task);
-        }
-        self.response
-    }
-}
-
-impl IntoResponse for Streamed {
-    fn into_response(self) -> Response {
-        self.response
-    }
-}
-
-/// Builds the stream: `first` progress (if any), the rest as it comes, the answer last
-/// (`answered` when the call has already ended, else from the task handed over with
-/// [`Streamed::with_task`]). Dropping the body (the client went away) cancels the call.
+/// An SSE response: `first` progress (if any), the rest as it comes, the answer last.
+/// Dropping the body (the client went away) cancels the call.
 fn stream(
     shape: Shape,
     mut updates: tokio::sync::mpsc::Receiver<ProgressNotificationParam>,
     first: Option<ProgressNotificationParam>,
-    answered: Option<Answered>,
+    call: Call,
     on_disconnect: tokio_util::sync::DropGuard,
-) -> Streamed {
-    let (slot_tx, slot_rx) = tokio::sync::oneshot::channel();
+) -> Response {
     let frames = async_stream_of(move |yield_frame| async move {
         let _cancel_when_dropped = on_disconnect;
         if let Some(update) = first {
             yield_frame(progress_event(update)).await;
         }
-        let answered = match answered {
-            Some(answered) => answered,
-            None => {
-                let Ok(mut task) = slot_rx.await else { return };
-                loop {
-                    tokio::select! {
-                        biased;
-                        Some(update) = updates.recv() => yield_frame(progress_event(update)).await,
-                        answered = &mut task => break answered,
-                    }
+        let answered = match call {
+            Call::Ended(answered) => answered,
+            Call::Running(mut task) => loop {
+                tokio::select! {
+                    biased;
+                    Some(update) = updates.recv() => yield_frame(progress_event(update)).await,
+                    answered = &mut task => break answered,
                 }
-            }
+            },
         };
         // Progress sent just before the answer is still queued: it goes first.
         while let Ok(update) = updates.try_recv() {
@@ -327,7 +305,7 @@ fn stream(
         yield_frame(sse_event(&body)).await;
         _cancel_when_dropped.disarm();
     });
-    let response = (
+    (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -335,11 +313,7 @@ fn stream(
         ],
         Body::from_stream(frames),
     )
-        .into_response();
-    Streamed {
-        response,
-        task_slot: Some(slot_tx),
-    }
+        .into_response()
 }
 
 /// A stream fed by an async producer through a small channel (no extra task: the

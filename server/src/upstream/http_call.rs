@@ -26,21 +26,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The stateless protocol revision.
-const MODERN: &str = "2026-07-28";
-/// The revision asked for in `initialize` (the instance may answer with an older one).
-const LEGACY: &str = "2025-11-25";
-/// Revisions an `initialize` answer may name.
-const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-/// The headers of the protocol.
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-const SESSION_ID: &str = "mcp-session-id";
-const MCP_METHOD: &str = "mcp-method";
-const MCP_NAME: &str = "mcp-name";
-/// Request `_meta` keys of the stateless revision.
-const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+use crate::mcp_protocol::{
+    LEGACY, LEGACY_VERSIONS, MCP_METHOD, MCP_NAME, META_CLIENT_CAPABILITIES, META_CLIENT_INFO,
+    META_PROTOCOL_VERSION, MODERN, PROTOCOL_VERSION, SESSION_ID,
+};
 /// Most bytes of a handshake answer read.
 const MAX_HANDSHAKE_BYTES: usize = 256 * 1024;
 /// An envelope's bytes beyond the result's own limit.
