@@ -4,7 +4,8 @@
 # machine (cargo-leptos and wasm-bindgen-cli compile from source on 2 cores).
 #
 #   scripts/ensure-tools.sh build   # Rust wasm target, cargo-leptos, wasm-bindgen CLI
-#   scripts/ensure-tools.sh test    # the above, plus Chromium, promtool, and the npm packages of end2end
+#   scripts/ensure-tools.sh test    # the above, plus Chromium, promtool, the npm packages of end2end
+#                                   # and the Python MCP SDK (end2end/.venv)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -61,5 +62,21 @@ if [ "$want" = test ]; then
   if [ ! -d end2end/node_modules/playwright-core ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing the end-to-end test dependencies (npm ci)"
     (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # The official Python MCP SDK for the interop tests, in a venv of its own; rebuilt only
+  # when end2end/requirements.txt differs from the copy kept in the venv at install time.
+  venv=end2end/.venv
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s end2end/requirements.txt "$venv/requirements.installed"; then
+    say "installing the Python MCP SDK into $venv (pip)"
+    if ! python3 -c 'import ensurepip' 2>/dev/null; then
+      # Debian's python3 ships venv support separately.
+      if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+    fi
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r end2end/requirements.txt
+    cp end2end/requirements.txt "$venv/requirements.installed"
   fi
 fi

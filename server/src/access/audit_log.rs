@@ -350,11 +350,14 @@ pub fn args_digest(arguments: Option<&Map<String, Value>>) -> String {
         Some(arguments) => hash_canonical_object(arguments, &mut hasher),
         None => hasher.update(b"{}"),
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    // One allocation for the 64 hex digits (this runs once per call).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digest = String::with_capacity(64);
+    for byte in hasher.finalize() {
+        digest.push(char::from(HEX[usize::from(byte >> 4)]));
+        digest.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    digest
 }
 
 /// Feeds the canonical JSON of an object to the hasher without building the text (this

@@ -1,11 +1,12 @@
-//! `fleetdeck bench`: the gateway's overhead, measured on loopback in one process.
+//! `fleetdeck bench`: the gateway's overhead, measured on loopback.
 //!
-//! One demo `search` instance answers as fast as it can (`latency_scale = 0`), and a real
-//! gateway (`fleetdeck serve` as a child process, with its own store in a temporary
-//! directory, so that its CPU time and memory are its own) routes to it. For each
-//! concurrency, `c` clients call `lookup` in a loop directly against the instance, then `c`
-//! other clients call `search__lookup` through the gateway; the difference between the two
-//! is what the gateway costs. This is a benchmark, not a test: it reports, never asserts.
+//! One instance (by default a demo `search` instance in this process answering as fast as
+//! it can; with `--reference-server`, the TypeScript reference server, see [`instance`])
+//! and a real gateway (`fleetdeck serve` as a child process, with its own store in a
+//! temporary directory, so that its CPU time and memory are its own) routing to it. For
+//! each concurrency, `c` clients call the tool in a loop directly against the instance,
+//! then `c` other clients call it through the gateway; the difference between the two is
+//! what the gateway costs. This is a benchmark, not a test: it reports, never asserts.
 //!
 //! The clients, the gateway and the instance share the machine's cores, so the gateway's
 //! CPU time competes with the load generator's: at high concurrency the throughput ratio
@@ -16,7 +17,6 @@
 use crate::access::password::generate_password;
 use crate::config::BenchArgs;
 use crate::config::fleet::FleetFile;
-use crate::demo::{DemoKind, Knobs, serve_demo_instance};
 use anyhow::{Context, anyhow, bail};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
@@ -24,19 +24,16 @@ use rmcp::service::{Peer, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 mod gateway_process;
+mod instance;
+mod machine_load;
 use gateway_process::GatewayProcess;
-
-/// The upstream tool called, and the document it reads (one that exists).
-const TOOL: &str = "lookup";
-const DOCUMENT_ID: &str = "doc-001";
-/// The bench fleet's server name: through the gateway the tool is `search__lookup`.
-const SERVER: &str = "search";
+use instance::{BenchInstance, Workload};
+use machine_load::CpuCounters;
 /// One call's bound; a call beyond it counts as an error and the phase goes on.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls per task and phase at most, whatever the duration (bounds the memory).
@@ -53,6 +50,18 @@ const TARGET_RATIO: f64 = 0.6;
 const TARGET_C1_LATENCY_RATIO: f64 = 1.5;
 /// …and gateway throughput at least this share of direct.
 const TARGET_C1_RATIO: f64 = 0.65;
+/// In front of the reference server (one Node process, the bottleneck), throughput at c=64
+/// as a share of direct.
+const TARGET_REFERENCE_C64_RATIO: f64 = 0.9;
+
+/// Which targets apply, by instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Targets {
+    /// The demo instance: the gateway's own cost against a direct call.
+    Overhead,
+    /// The reference server: the gateway must not be what limits a slower server.
+    Reference,
+}
 
 /// What to measure, from the command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +72,8 @@ struct Plan {
     duration: Duration,
     /// Unmeasured calls before each phase.
     warmup: Duration,
+    /// The reference server's script, if it is the instance.
+    reference_server: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -81,8 +92,16 @@ impl Plan {
             concurrency,
             duration: Duration::from_secs(args.duration_s),
             warmup: Duration::from_secs(args.warmup_s),
+            reference_server: args.reference_server.clone(),
         })
     }
+}
+
+/// A free loopback address, chosen now for a child process that binds it a moment later.
+fn free_loopback_addr() -> anyhow::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .context("finding a free loopback port")
 }
 
 /// Runs the benchmark and prints its results on stdout; the last line is machine-readable.
@@ -97,7 +116,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Err(error) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), %error, "cannot remove the bench's temporary directory");
     }
-    let Results { comparisons, cost } = outcome?;
+    let Results {
+        comparisons,
+        cost,
+        targets,
+    } = outcome?;
     // Printed once everything has stopped, so that no log line can follow the last line.
     println!();
     for comparison in &comparisons {
@@ -111,32 +134,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         cost.cpu_us_per_call, cost.rss_mb
     );
     println!();
-    for line in target_lines(&comparisons) {
+    for line in target_lines(&comparisons, targets) {
         println!("{line}");
     }
-    println!("{}", machine_line(&comparisons, &cost));
+    println!("{}", machine_line(&comparisons, &cost, targets));
     Ok(())
 }
 
 /// Starts the instance and the gateway, measures every phase, stops them again.
 async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
-    let quiet = Knobs {
-        // The instance's simulated latency would drown the gateway's own.
-        latency_scale: 0.0,
-        ..Knobs::default()
+    let (instance, workload, targets) = match &plan.reference_server {
+        Some(script) => {
+            let (instance, workload) = BenchInstance::reference(script, dir).await?;
+            (instance, workload, Targets::Reference)
+        }
+        None => {
+            let (instance, workload) = BenchInstance::demo().await?;
+            (instance, workload, Targets::Overhead)
+        }
     };
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let instance = serve_demo_instance(DemoKind::Search, "bench-search-1", loopback, quiet)
-        .await
-        .context("starting the demo search instance")?;
     let key = crate::access::keys::generate_key();
-    FleetFile::parse(
-        &fleet_text(&instance.mcp_url(), &key),
-        Path::new("<bench fleet>"),
-    )
-    .context("the bench fleet file")?;
+    let fleet = fleet_text(&workload, &instance.mcp_url(), &key);
+    FleetFile::parse(&fleet, Path::new("<bench fleet>")).context("the bench fleet file")?;
     let fleet_file = dir.join("bench-fleet.toml");
-    std::fs::write(&fleet_file, fleet_text(&instance.mcp_url(), &key))
+    std::fs::write(&fleet_file, fleet)
         .with_context(|| format!("writing {}", fleet_file.display()))?;
     let gateway = GatewayProcess::start(dir, &fleet_file, &generate_password(), READY_TIMEOUT)
         .await
@@ -146,20 +167,22 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
         path: "direct",
         url: instance.mcp_url(),
         key: None,
-        tool: TOOL.to_string(),
+        tool: workload.tool.to_string(),
+        arguments: workload.arguments.clone(),
     };
     let through = Target {
         path: "gateway",
         url: format!("http://{addr}/mcp"),
         key: Some(key),
-        tool: format!("{SERVER}__{TOOL}"),
+        tool: format!("{}__{}", workload.server, workload.tool),
+        arguments: workload.arguments.clone(),
     };
     direct.check().await?;
     through.check().await?;
 
     println!(
-        "fleetdeck bench: {TOOL} {{\"id\": \"{DOCUMENT_ID}\"}} on one demo search instance \
-         (latency_scale 0), {} s per phase after {} s of warm-up, {} cores{}",
+        "fleetdeck bench: {}, {} s per phase after {} s of warm-up, {} cores{}",
+        workload.description,
         plan.duration.as_secs(),
         plan.warmup.as_secs(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -194,13 +217,12 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
     };
 
     gateway.stop().await;
-    if tokio::time::timeout(CLOSE_TIMEOUT, instance.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the demo instance did not stop in time");
-    }
-    Ok(Results { comparisons, cost })
+    instance.stop(CLOSE_TIMEOUT).await;
+    Ok(Results {
+        comparisons,
+        cost,
+        targets,
+    })
 }
 
 /// What the gateway process spent.
@@ -216,21 +238,27 @@ struct GatewayCost {
 struct Results {
     comparisons: Vec<Comparison>,
     cost: GatewayCost,
+    targets: Targets,
 }
 
 /// The bench fleet: the one instance, round-robin, every call reaching it (no result
 /// cache), a generous timeout, room for every client, and the bench's assistant (an admin
 /// with a rate limit far above what the bench can reach, so that nothing is refused).
-fn fleet_text(instance_url: &str, key: &str) -> String {
+fn fleet_text(workload: &Workload, instance_url: &str, key: &str) -> String {
+    let Workload {
+        server,
+        instance_id,
+        ..
+    } = workload;
     format!(
         "[[server]]\n\
-         name = \"{SERVER}\"\n\
+         name = \"{server}\"\n\
          strategy = \"round-robin\"\n\
          timeout_ms = 30000\n\
          max_in_flight = 256\n\
          keep_alive = true\n\
          cache = {{ tools_ttl_s = 86400, cacheable = [] }}\n\
-         \n  [[server.instance]]\n  id = \"bench-search-1\"\n  url = \"{instance_url}\"\n\
+         \n  [[server.instance]]\n  id = \"{instance_id}\"\n  url = \"{instance_url}\"\n\
          \n[[assistant]]\nname = \"bench\"\nkey = \"{key}\"\ntier = \"admin\"\n\
          \n[access.tier.admin]\nrate_per_min = 1000000\n"
     )
@@ -245,15 +273,15 @@ struct Target {
     key: Option<String>,
     /// The tool's name at this endpoint.
     tool: String,
+    /// Its arguments.
+    arguments: serde_json::Map<String, serde_json::Value>,
 }
 
 type Client = RunningService<RoleClient, ()>;
 
 impl Target {
     fn params(&self) -> CallToolRequestParams {
-        let mut arguments = serde_json::Map::new();
-        arguments.insert("id".into(), DOCUMENT_ID.into());
-        CallToolRequestParams::new(self.tool.clone()).with_arguments(arguments)
+        CallToolRequestParams::new(self.tool.clone()).with_arguments(self.arguments.clone())
     }
 
     async fn connect(&self) -> anyhow::Result<Client> {
@@ -305,10 +333,16 @@ impl Target {
                 drive(&peers, &self.params(), plan.warmup).await?;
             }
             let before = gateway.and_then(GatewayProcess::cpu_time);
+            let machine_before = CpuCounters::now();
             let driven = drive(&peers, &self.params(), plan.duration).await?;
+            let machine_after = CpuCounters::now();
             let after = gateway.and_then(GatewayProcess::cpu_time);
             let cpu = before.zip(after).map(|(b, a)| a.saturating_sub(b));
-            Ok::<_, anyhow::Error>((driven, cpu))
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let busy = machine_before
+                .zip(machine_after)
+                .and_then(|(b, a)| b.busy_cores_until(a, cores));
+            Ok::<_, anyhow::Error>((driven, cpu, busy))
         }
         .await;
         futures::future::join_all(
@@ -317,8 +351,11 @@ impl Target {
                 .map(|client| client.close_with_timeout(CLOSE_TIMEOUT)),
         )
         .await;
-        let ((tasks, elapsed), cpu) = measured?;
-        let stats = PhaseStats::from_tasks(tasks, elapsed);
+        let ((tasks, elapsed), cpu, busy_cores) = measured?;
+        let stats = PhaseStats {
+            busy_cores,
+            ..PhaseStats::from_tasks(tasks, elapsed)
+        };
         if stats.calls == 0 {
             bail!(
                 "c={c} {}: no call succeeded ({} errors)",
@@ -400,6 +437,8 @@ struct PhaseStats {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// Cores of the whole machine busy on average during the phase.
+    busy_cores: Option<f64>,
 }
 
 impl PhaseStats {
@@ -413,6 +452,7 @@ impl PhaseStats {
             elapsed,
             p50: percentile(&latencies, 50.0).unwrap_or_default(),
             p99: percentile(&latencies, 99.0).unwrap_or_default(),
+            busy_cores: None,
         }
     }
 
@@ -518,14 +558,18 @@ fn at(comparisons: &[Comparison], c: usize) -> Option<&Comparison> {
 
 /// The last line of the output, for scripts: the ratios of the issue's targets (`-` for a
 /// concurrency not measured) and the gateway's cost.
-fn machine_line(comparisons: &[Comparison], cost: &GatewayCost) -> String {
+fn machine_line(comparisons: &[Comparison], cost: &GatewayCost, targets: Targets) -> String {
     let value = |c: usize, f: fn(&Comparison) -> f64| {
         at(comparisons, c).map_or("-".to_string(), |comparison| {
             format!("{:.3}", f(comparison))
         })
     };
+    let prefix = match targets {
+        Targets::Overhead => "bench",
+        Targets::Reference => "bench-reference",
+    };
     format!(
-        "bench: c1_latency_ratio={} c1_ratio={} c16_ratio={} c64_ratio={} cpu_us_per_call={:.0} rss_mb={:.1}",
+        "{prefix}: c1_latency_ratio={} c1_ratio={} c16_ratio={} c64_ratio={} cpu_us_per_call={:.0} rss_mb={:.1}",
         value(1, Comparison::latency_ratio),
         value(1, Comparison::throughput_ratio),
         value(16, Comparison::throughput_ratio),
@@ -537,28 +581,42 @@ fn machine_line(comparisons: &[Comparison], cost: &GatewayCost) -> String {
 
 fn table_header() -> String {
     format!(
-        "{:>4}  {:<8} {:>9} {:>10} {:>9} {:>9} {:>7}",
-        "c", "path", "calls", "calls/s", "p50 ms", "p99 ms", "errors"
+        "{:>4}  {:<8} {:>9} {:>10} {:>9} {:>9} {:>7} {:>6}",
+        "c", "path", "calls", "calls/s", "p50 ms", "p99 ms", "errors", "cores"
     )
 }
 
 fn table_row(c: usize, path: &str, stats: &PhaseStats) -> String {
     format!(
-        "{:>4}  {:<8} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>7}",
+        "{:>4}  {:<8} {:>9} {:>10.0} {:>9.3} {:>9.3} {:>7} {:>6}",
         c,
         path,
         stats.calls,
         stats.throughput(),
         ms(stats.p50),
         ms(stats.p99),
-        stats.errors
+        stats.errors,
+        stats
+            .busy_cores
+            .map_or("-".to_string(), |busy| format!("{busy:.2}"))
     )
 }
 
 /// Whether each target was met, for the concurrencies measured.
-fn target_lines(comparisons: &[Comparison]) -> Vec<String> {
+fn target_lines(comparisons: &[Comparison], targets: Targets) -> Vec<String> {
     let verdict = |met: bool| if met { "met" } else { "missed" };
     let mut lines = Vec::new();
+    if targets == Targets::Reference {
+        if let Some(c64) = at(comparisons, 64) {
+            let ratio = c64.throughput_ratio();
+            lines.push(format!(
+                "target c=64 (reference server): throughput ratio {ratio:.3} >= \
+                 {TARGET_REFERENCE_C64_RATIO}: {}",
+                verdict(ratio >= TARGET_REFERENCE_C64_RATIO)
+            ));
+        }
+        return lines;
+    }
     if let Some(c1) = at(comparisons, 1) {
         let (latency, ratio) = (c1.latency_ratio(), c1.throughput_ratio());
         lines.push(format!(
@@ -597,6 +655,7 @@ mod tests {
             elapsed: Duration::from_secs(seconds),
             p50: Duration::from_micros(p50_us),
             p99: Duration::from_micros(p99_us),
+            busy_cores: None,
         }
     }
 
@@ -693,17 +752,17 @@ mod tests {
     #[test]
     fn the_machine_line_has_the_documented_format() {
         assert_eq!(
-            machine_line(&run(c1(500, 7_000)), &COST),
+            machine_line(&run(c1(500, 7_000)), &COST, Targets::Overhead),
             "bench: c1_latency_ratio=1.250 c1_ratio=0.700 c16_ratio=0.600 c64_ratio=0.600 \
              cpu_us_per_call=123 rss_mb=41.2"
         );
         // A concurrency not measured is `-`, not a made-up number.
         assert_eq!(
-            machine_line(&[comparison()], &COST),
+            machine_line(&[comparison()], &COST, Targets::Overhead),
             "bench: c1_latency_ratio=- c1_ratio=- c16_ratio=- c64_ratio=0.600 \
              cpu_us_per_call=123 rss_mb=41.2"
         );
-        let line = machine_line(&run(c1(500, 7_000)), &COST);
+        let line = machine_line(&run(c1(500, 7_000)), &COST, Targets::Overhead);
         let fields: Vec<(&str, &str)> = line
             .strip_prefix("bench: ")
             .expect("prefix")
@@ -728,7 +787,7 @@ mod tests {
     #[test]
     fn targets_are_reported_not_asserted() {
         assert_eq!(
-            target_lines(&run(c1(500, 7_000))),
+            target_lines(&run(c1(500, 7_000)), Targets::Overhead),
             [
                 "target c=1: gateway p50 1.25 x direct <= 1.5: met",
                 "target c=1: throughput ratio 0.700 >= 0.65: met",
@@ -749,9 +808,27 @@ mod tests {
             slow,
         ];
         assert!(
-            target_lines(&slow_run)
+            target_lines(&slow_run, Targets::Overhead)
                 .iter()
                 .all(|l| l.ends_with("missed"))
+        );
+    }
+
+    #[test]
+    fn the_reference_server_has_its_own_target_and_prefix() {
+        let fast = comparison();
+        assert_eq!(
+            target_lines(std::slice::from_ref(&fast), Targets::Reference),
+            ["target c=64 (reference server): throughput ratio 0.600 >= 0.9: missed"]
+        );
+        let close = Comparison {
+            gateway: stats(38_000, 5, 1_600, 4_100),
+            ..fast.clone()
+        };
+        assert!(target_lines(&[close], Targets::Reference)[0].ends_with(": met"));
+        assert!(
+            machine_line(&[fast], &COST, Targets::Reference)
+                .starts_with("bench-reference: c1_latency_ratio=- c1_ratio=- c16_ratio=- ")
         );
     }
 
@@ -761,6 +838,7 @@ mod tests {
             duration_s: 2,
             concurrency: vec![64, 1, 16, 16],
             warmup_s: 0,
+            reference_server: None,
         };
         let plan = Plan::from_args(&args).expect("valid");
         assert_eq!(plan.concurrency, [1, 16, 64]);
@@ -775,8 +853,16 @@ mod tests {
 
     #[test]
     fn the_bench_fleet_parses_with_nothing_cached() {
+        let workload = Workload {
+            server: "search",
+            instance_id: "bench-search-1",
+            tool: "lookup",
+            arguments: serde_json::Map::new(),
+            description: "",
+        };
         let fleet = FleetFile::parse(
             &fleet_text(
+                &workload,
                 "http://127.0.0.1:9/mcp",
                 "fd_bench_0123456789abcdef0123456789abcdef",
             ),
@@ -784,7 +870,7 @@ mod tests {
         )
         .expect("a valid fleet file");
         let server = &fleet.servers[0];
-        assert_eq!(server.name.get_ref(), SERVER);
+        assert_eq!(server.name.get_ref(), "search");
         assert_eq!(server.max_in_flight, 256);
         assert!(server.cache.cacheable.is_empty());
         assert_eq!(server.instances.len(), 1);

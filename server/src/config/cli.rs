@@ -87,6 +87,12 @@ pub struct BenchArgs {
     /// Seconds of unmeasured calls before each phase (0: none).
     #[arg(long, env = "FLEETDECK_BENCH_WARMUP_S", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=60))]
     pub warmup_s: u64,
+
+    /// Measure against the TypeScript reference server instead of the demo instance: the
+    /// path of `@modelcontextprotocol/server-everything`'s `dist/index.js`, run with the
+    /// `node` on PATH (e.g. end2end/node_modules/@modelcontextprotocol/server-everything/dist/index.js).
+    #[arg(long, env = "FLEETDECK_BENCH_REFERENCE_SERVER")]
+    pub reference_server: Option<std::path::PathBuf>,
 }
 
 /// Settings of `fleetdeck demo`: everything `serve` takes, plus the traffic rate.

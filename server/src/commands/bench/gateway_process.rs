@@ -30,11 +30,7 @@ impl GatewayProcess {
             None => std::env::current_exe().context("finding this program")?,
         };
         // A free port, chosen now: the child binds it a moment later (loopback only).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("finding a free loopback port")?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = super::free_loopback_addr()?;
         let child = tokio::process::Command::new(program)
             .arg("serve")
             .arg("--data-dir")

@@ -6,7 +6,7 @@
 use super::Collector;
 use super::context::{self, TraceContext};
 use super::model::{FinishedSpan, SpanEvent, Trace};
-use crate::sanitize::{MAX_ATTRIBUTE_BYTES, bounded_owned};
+use crate::sanitize::{MAX_ATTRIBUTE_BYTES, bounded, bounded_owned};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -80,15 +80,27 @@ impl Visit for Fields<'_> {
             bounded_owned(value, MAX_ATTRIBUTE_BYTES),
         );
     }
+    // Numbers and flags are short: written straight, without the bounded `Debug` path.
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        set(self.attributes, field.name(), value.to_string());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        set(self.attributes, field.name(), value.to_string());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        let text = if value { "true" } else { "false" };
+        set(self.attributes, field.name(), text.to_string());
+    }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         // Formatted into a bounded buffer: a huge value is never rendered whole.
         let mut text = BoundedWriter::default();
         let _ = write!(text, "{value:?}");
-        set(
-            self.attributes,
-            field.name(),
-            bounded_owned(&text.0, MAX_ATTRIBUTE_BYTES),
-        );
+        let cut = match bounded(&text.0, MAX_ATTRIBUTE_BYTES) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(cut) => Some(cut),
+        };
+        // Within the bound: the buffer itself, not a copy of it.
+        set(self.attributes, field.name(), cut.unwrap_or(text.0));
     }
 }
 
