@@ -56,7 +56,7 @@ const TARGET_REFERENCE_C64_RATIO: f64 = 0.9;
 
 /// Which targets apply, by instance.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Targets {
+pub enum Targets {
     /// The demo instance: the gateway's own cost against a direct call.
     Overhead,
     /// The reference server: the gateway must not be what limits a slower server.
@@ -143,15 +143,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Starts the instance and the gateway, measures every phase, stops them again.
 async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
-    let (instance, workload, targets) = match &plan.reference_server {
-        Some(script) => {
-            let (instance, workload) = BenchInstance::reference(script, dir).await?;
-            (instance, workload, Targets::Reference)
-        }
-        None => {
-            let (instance, workload) = BenchInstance::demo().await?;
-            (instance, workload, Targets::Overhead)
-        }
+    let (instance, workload) = match &plan.reference_server {
+        Some(script) => BenchInstance::reference(script, dir).await?,
+        None => BenchInstance::demo().await?,
     };
     let key = crate::access::keys::generate_key();
     let fleet = fleet_text(&workload, &instance.mcp_url(), &key);
@@ -181,8 +175,10 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
     through.check().await?;
 
     println!(
-        "fleetdeck bench: {}, {} s per phase after {} s of warm-up, {} cores{}",
-        workload.description,
+        "fleetdeck bench: {} {} on {}, {} s per phase after {} s of warm-up, {} cores{}",
+        workload.tool,
+        serde_json::Value::Object(workload.arguments.clone()),
+        workload.instance,
         plan.duration.as_secs(),
         plan.warmup.as_secs(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -221,7 +217,7 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
     Ok(Results {
         comparisons,
         cost,
-        targets,
+        targets: workload.targets,
     })
 }
 
@@ -858,7 +854,8 @@ mod tests {
             instance_id: "bench-search-1",
             tool: "lookup",
             arguments: serde_json::Map::new(),
-            description: "",
+            instance: "",
+            targets: Targets::Overhead,
         };
         let fleet = FleetFile::parse(
             &fleet_text(

@@ -4,6 +4,7 @@
 //! (`@modelcontextprotocol/server-everything`) as a Node child process, whose `echo` is
 //! the bottleneck (what a gateway in front of a real, slower server costs shows).
 
+use super::Targets;
 use crate::demo::{DemoInstance, DemoKind, Knobs, serve_demo_instance};
 use anyhow::{Context, anyhow, bail};
 use std::net::SocketAddr;
@@ -26,8 +27,10 @@ pub struct Workload {
     pub tool: &'static str,
     /// Its arguments.
     pub arguments: serde_json::Map<String, serde_json::Value>,
-    /// One line for the output's heading.
-    pub description: &'static str,
+    /// What the instance is, for the output's heading.
+    pub instance: &'static str,
+    /// The targets its figures are held to.
+    pub targets: Targets,
 }
 
 /// A running bench instance; stopped by [`BenchInstance::stop`] or when dropped.
@@ -57,7 +60,8 @@ impl BenchInstance {
             instance_id: "bench-search-1",
             tool: "lookup",
             arguments,
-            description: "lookup {\"id\": \"doc-001\"} on one demo search instance (latency_scale 0)",
+            instance: "one demo search instance (latency_scale 0)",
+            targets: Targets::Overhead,
         };
         Ok((BenchInstance::Demo(instance), workload))
     }
@@ -74,8 +78,8 @@ impl BenchInstance {
             instance_id: "everything-1",
             tool: "echo",
             arguments,
-            description: "echo {\"message\": \"bench\"} on the TypeScript reference server \
-                          (server-everything, one Node process)",
+            instance: "the TypeScript reference server (server-everything, one Node process)",
+            targets: Targets::Reference,
         };
         Ok((BenchInstance::Reference(server), workload))
     }

@@ -88,8 +88,7 @@ impl Visit for Fields<'_> {
         set(self.attributes, field.name(), value.to_string());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        let text = if value { "true" } else { "false" };
-        set(self.attributes, field.name(), text.to_string());
+        set(self.attributes, field.name(), value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         // Formatted into a bounded buffer: a huge value is never rendered whole.
