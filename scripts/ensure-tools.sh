@@ -3,9 +3,10 @@
 # already there at the right version: seconds when all is present, ~22 minutes on a fresh
 # machine (cargo-leptos and wasm-bindgen-cli compile from source on 2 cores).
 #
-#   scripts/ensure-tools.sh build   # Rust wasm target, cargo-leptos, wasm-bindgen CLI
-#   scripts/ensure-tools.sh test    # the above, plus Chromium, promtool, the npm packages of end2end
-#                                   # and the Python MCP SDK (end2end/.venv)
+#   scripts/ensure-tools.sh build    # Rust wasm target, cargo-leptos, wasm-bindgen CLI
+#   scripts/ensure-tools.sh release  # the above, plus binaryen's wasm-opt (npm, tools/)
+#   scripts/ensure-tools.sh test     # the above, plus Chromium, promtool, the npm packages of
+#                                    # end2end and the Python MCP SDK (end2end/.venv)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,6 +37,15 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WASM_BINDGEN_VERSION}\$"; 
   # Not --locked: the CLI's own lock file names a release the registry no longer serves.
   CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
     cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --force
+fi
+
+if [ "$want" = release ] || [ "$want" = test ]; then
+  # wasm-opt for release builds: cargo-leptos runs it from PATH (the Makefile puts
+  # tools/node_modules/.bin there); Debian's binaryen is too old for today's rustc output.
+  if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
+    say "installing binaryen's wasm-opt for release builds (npm ci in tools/)"
+    (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 fi
 
 if [ "$want" = test ]; then

@@ -18,7 +18,7 @@ pub mod pages;
 pub mod wire;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
@@ -30,8 +30,9 @@ use crate::pages::{
     overview::OverviewPage, permissions::PermissionsPage, tools::ToolsPage, users::UsersPage,
 };
 
-/// The HTML document around the app, rendered on the server.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The HTML document around the app, rendered on the server; `stylesheet` is the CSS
+/// file's URL (its name is hashed in a release build).
+pub fn shell(options: LeptosOptions, stylesheet: String) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -40,6 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
+                <link rel="stylesheet" id="leptos" href=stylesheet />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <MetaTags />
             </head>
@@ -62,7 +64,6 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/fleetdeck.css" />
         <Title formatter=|page: String| format!("{page} · Fleetdeck") />
         <Router>
             <Routes fallback=NotFound>

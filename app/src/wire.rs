@@ -4,8 +4,18 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+mod cache_listing;
+mod fleet_listing;
+mod paging;
+mod permission_listing;
 mod roi;
+mod tool_listing;
+pub use cache_listing::*;
+pub use fleet_listing::*;
+pub use paging::*;
+pub use permission_listing::*;
 pub use roi::*;
+pub use tool_listing::*;
 
 /// A dashboard login's role. Ordered: each role may do everything the ones below it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -330,6 +340,15 @@ pub struct BreakerTransitionView {
     pub cause: String,
 }
 
+/// The newest breaker transitions of the fleet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerTransitionsView {
+    /// The newest first, as many as asked for.
+    pub transitions: Vec<BreakerTransitionView>,
+    /// How many this replica keeps in all (each breaker its newest 20).
+    pub total: usize,
+}
+
 /// One cache of one server, for the Caches page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheView {
@@ -360,7 +379,7 @@ impl CacheView {
 }
 
 /// One tool of the fleet, for the Tools page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ToolView {
     /// The server.
     pub server: String,
@@ -374,8 +393,10 @@ pub struct ToolView {
     pub input_schema: String,
     /// Annotation hints that are set, e.g. `("read_only", "true")`.
     pub annotations: Vec<(String, String)>,
-    /// Instances that serve it.
+    /// Instances that serve it: the first [`TOOL_INSTANCES_SHOWN`].
     pub instances: Vec<String>,
+    /// Instances that serve it, in all.
+    pub instance_count: u32,
     /// Whether results are cached.
     pub cacheable: bool,
 }
@@ -550,15 +571,6 @@ pub struct ServerPermissions {
     pub server: String,
     /// Its tools, by name.
     pub tools: Vec<ToolPermissions>,
-}
-
-/// Assistants × tools grouped by server, with each effective decision and its source.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PermissionMatrix {
-    /// The columns: assistant names and tiers.
-    pub assistants: Vec<(String, Tier)>,
-    /// The rows, grouped by server.
-    pub servers: Vec<ServerPermissions>,
 }
 
 /// Which audit trail to read.

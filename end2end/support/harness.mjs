@@ -14,17 +14,20 @@ const targetDir = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache/fleetd
 export const fleetdeckBin = process.env.FLEETDECK_BIN ?? join(targetDir, "debug/fleetdeck");
 /** The site cargo-leptos built (wasm, JS, CSS). */
 export const siteRoot = process.env.LEPTOS_SITE_ROOT ?? join(repo, "target/site");
+/** The optimised site `make release-site` built (hashed names, precompressed copies). */
+export const releaseSiteRoot = process.env.FLEETDECK_RELEASE_SITE ?? join(repo, "target/release-site");
 
-/** Starts `fleetdeck serve` (plus `extraArgs`); resolves once it listens. */
-export async function startFleetdeck({ adminPassword, extraArgs = [], command = "serve" }) {
+/** Starts `fleetdeck serve` (plus `extraArgs`) serving `site`; resolves once it listens. */
+export async function startFleetdeck({ adminPassword, extraArgs = [], command = "serve", site = siteRoot }) {
   if (!existsSync(fleetdeckBin)) throw new Error(`${fleetdeckBin} is missing: run make build`);
-  if (!existsSync(join(siteRoot, "pkg/fleetdeck.wasm"))) throw new Error(`no built site under ${siteRoot}`);
+  const built = existsSync(join(site, "pkg/fleetdeck.wasm")) || existsSync(join(site, "hash.txt"));
+  if (!built) throw new Error(`no built site under ${site}`);
   const dataDir = mkdtempSync(join(tmpdir(), "fleetdeck-e2e-"));
   const env = { ...process.env, FLEETDECK_ADMIN_PASSWORD: adminPassword, RUST_LOG: "info" };
   delete env.DATABASE_URL;
   const child = spawn(
     fleetdeckBin,
-    [command, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--site-root", siteRoot, ...extraArgs],
+    [command, "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--site-root", site, ...extraArgs],
     {
       env,
       stdio: ["ignore", "ignore", "pipe"],
@@ -95,7 +98,6 @@ export async function hydrated(page) {
   await page.waitForSelector("body[data-hydrated]", { timeout: 30_000 });
 }
 
-/** A free loopback TCP port. */
 /** Logs `username` in through the login page and waits to land on `next`. */
 export async function logIn(page, serverUrl, username, password, next = "/") {
   await page.goto(next === "/" ? `${serverUrl}/login` : `${serverUrl}/login?next=${next}`);
@@ -106,6 +108,7 @@ export async function logIn(page, serverUrl, username, password, next = "/") {
   await page.waitForURL(`${serverUrl}${next}`);
 }
 
+/** A free loopback TCP port. */
 export async function freePort() {
   const { createServer } = await import("node:net");
   return new Promise((resolvePort, reject) => {

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             }
             // Needs no store of the user's: it keeps one in a temporary directory.
             Command::Bench(args) => commands::bench::run(args).await,
+            Command::ScaleFleet(args) => commands::scale_fleet::run(args).await,
         }
     });
     match outcome {

@@ -365,6 +365,67 @@ impl DemoServerProcess {
     }
 }
 
+/// `fleetdeck scale-fleet`: a synthetic fleet of many instances on loopback, whose fleet
+/// file it wrote; killed when dropped.
+pub struct ScaleFleetProcess {
+    _child: Child,
+    /// The fleet file.
+    pub fleet_file: PathBuf,
+}
+
+impl ScaleFleetProcess {
+    /// Starts it with these `scale-fleet` arguments (`--servers 50` …), writing its fleet
+    /// file into `dir`, and waits until it is ready.
+    pub async fn start(dir: &Path, args: &[&str]) -> ScaleFleetProcess {
+        let fleet_file = dir.join("scale-fleet.toml");
+        let mut child = Command::new(fleetdeck_bin())
+            .arg("scale-fleet")
+            .arg("--write-fleet")
+            .arg(&fleet_file)
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn scale-fleet");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("scale-fleet ready in time")
+            .expect("read stdout")
+            .expect("a line");
+        assert!(line.starts_with("synthetic fleet ready"), "{line}");
+        ScaleFleetProcess {
+            _child: child,
+            fleet_file,
+        }
+    }
+}
+
+/// Calls a server function whose input is JSON (`input = Json`) with a dashboard session;
+/// its JSON answer (a failure panics with the status and body).
+pub async fn server_fn_json(
+    client: &reqwest::Client,
+    server: &Fleetdeck,
+    endpoint: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let response = client
+        .post(server.url(&format!("/api/{endpoint}")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /api/{endpoint}: {e}"));
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "/api/{endpoint}: {status} {text}");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("/api/{endpoint} is not JSON ({e}): {text}"))
+}
+
 /// Writes a fleet file into `dir` and returns its path.
 pub fn write_fleet(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("fleet.toml");

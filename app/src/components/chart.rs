@@ -60,6 +60,9 @@ pub fn Chart(
             alt=alt
             width="640"
             height="240"
+            // Charts in a closed <details> (a server's, on the Fleet and Caches pages) are
+            // fetched only once opened.
+            loading="lazy"
             data-testid=format!("chart-{kind}")
         />
     }

@@ -2,7 +2,9 @@
 //! that pages use to refetch the moment the fleet changes, plus a steady poll for the
 //! numbers that change all the time (in-flight calls, latency).
 
+use crate::error::AppError;
 use leptos::prelude::*;
+use std::future::Future;
 use std::time::Duration;
 
 /// A counter that moves on every fleet event (instance state, breaker, tools, caches) and
@@ -36,6 +38,125 @@ pub fn use_poll(every: Duration) -> ReadSignal<u64> {
         });
     });
     version
+}
+
+/// A value a page rendered first (on the server, or when its URL changed) that the browser
+/// then keeps current, so rows bound to it update in place instead of the whole page
+/// rendering again (buttons stay where the pointer is).
+pub struct LiveValue<T: Send + Sync + 'static> {
+    /// The newest answer.
+    pub value: RwSignal<T>,
+    /// Why the newest refresh failed, until one succeeds (the value is kept meanwhile).
+    pub failed: RwSignal<Option<AppError>>,
+}
+
+impl<T: Send + Sync + 'static> Clone for LiveValue<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Send + Sync + 'static> Copy for LiveValue<T> {}
+
+/// Starts from `first` and, each time `version` moves, replaces it with what `fetch`
+/// answers when that differs (an unchanged answer redraws nothing). One request at a time:
+/// moves while one is out (a burst of fleet events) are folded into a single request after
+/// it, so a big fleet's events cannot flood the server.
+pub fn use_live_value<T, Fut>(
+    first: T,
+    version: Signal<u64>,
+    fetch: impl Fn() -> Fut + 'static,
+) -> LiveValue<T>
+where
+    T: PartialEq + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, AppError>> + 'static,
+{
+    let live = LiveValue {
+        value: RwSignal::new(first),
+        failed: RwSignal::new(None),
+    };
+    let refresh = Refresh {
+        live,
+        state: StoredValue::new(RefreshState::default()),
+        fetch: std::rc::Rc::new(fetch),
+    };
+    Effect::new(move |previous: Option<u64>| {
+        let now = version.get();
+        // The first run only records the version: `first` is already current.
+        if previous.is_some_and(|previous| previous != now) {
+            refresh.clone().run();
+        }
+        now
+    });
+    live
+}
+
+/// Whether a refresh is out, and whether another was asked for meanwhile.
+#[derive(Default)]
+struct RefreshState {
+    in_flight: bool,
+    again: bool,
+}
+
+/// What a live value needs to refresh itself.
+struct Refresh<T: Send + Sync + 'static, F> {
+    live: LiveValue<T>,
+    state: StoredValue<RefreshState>,
+    fetch: std::rc::Rc<F>,
+}
+
+impl<T: Send + Sync + 'static, F> Clone for Refresh<T, F> {
+    fn clone(&self) -> Self {
+        Refresh {
+            live: self.live,
+            state: self.state,
+            fetch: self.fetch.clone(),
+        }
+    }
+}
+
+impl<T, F, Fut> Refresh<T, F>
+where
+    T: PartialEq + Send + Sync + 'static,
+    F: Fn() -> Fut + 'static,
+    Fut: Future<Output = Result<T, AppError>> + 'static,
+{
+    /// Sends a request, or marks one as wanted when one is out.
+    fn run(self) {
+        let busy = self.state.try_update_value(|state| {
+            let busy = state.in_flight;
+            state.again |= busy;
+            state.in_flight = true;
+            busy
+        });
+        if busy != Some(false) {
+            return;
+        }
+        let answer = (self.fetch)();
+        leptos::task::spawn_local(async move {
+            let answer = answer.await;
+            match answer {
+                Ok(next) => {
+                    if self.live.value.try_with_untracked(|now| *now != next) == Some(true) {
+                        self.live.value.try_set(next);
+                    }
+                    if self.live.failed.try_with_untracked(Option::is_some) == Some(true) {
+                        self.live.failed.try_set(None);
+                    }
+                }
+                Err(error) => {
+                    self.live.failed.try_set(Some(error));
+                }
+            }
+            let again = self.state.try_update_value(|state| {
+                state.in_flight = false;
+                std::mem::take(&mut state.again)
+            });
+            if again == Some(true) {
+                self.run();
+            }
+        });
+    }
 }
 
 /// Opens the event stream; the browser's `EventSource` reconnects by itself after a drop.

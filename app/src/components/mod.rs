@@ -6,3 +6,4 @@ pub mod events;
 pub mod layout;
 pub mod live;
 pub mod notice;
+pub mod pager;

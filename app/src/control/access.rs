@@ -1,7 +1,9 @@
 //! Assistants (API keys, tiers) and their per-tool permissions.
 
 use crate::error::AppError;
-use crate::wire::{AssistantView, Decision, IssuedKey, PermissionMatrix, SessionUser, Tier};
+use crate::wire::{
+    AssistantView, Decision, IssuedKey, PermissionPageView, PermissionQuery, SessionUser, Tier,
+};
 
 /// Assistants (API keys, tiers) and their per-tool permissions.
 #[async_trait::async_trait]
@@ -36,8 +38,11 @@ pub trait AccessPlane: Send + Sync {
         key_id: i64,
     ) -> Result<(), AppError>;
 
-    /// The effective decision of every assistant for every tool of the fleet.
-    async fn permission_matrix(&self) -> Result<PermissionMatrix, AppError>;
+    /// The part of the assistants × tools matrix `query` asks for: a page of tools for a
+    /// page of assistants, each cell's decision and its source. A query out of bounds:
+    /// `Invalid`.
+    async fn permission_page(&self, query: PermissionQuery)
+    -> Result<PermissionPageView, AppError>;
 
     /// Sets an explicit decision (`Some`) or removes it (`None`: back to the tier's
     /// patterns) for one tool, or with `tool = "*"` for every tool of the server (which also

@@ -2,7 +2,8 @@
 
 use crate::error::AppError;
 use crate::wire::{
-    BreakerTransitionView, CacheView, FleetView, InstanceView, SessionUser, ToolView,
+    BreakerTransitionsView, CachePageView, CacheQuery, CacheView, FleetPageView, FleetQuery,
+    FleetView, InstanceView, SessionUser, ToolPageView, ToolQuery,
 };
 
 /// The fleet: servers and instances, drains, breakers, caches and the tool catalog.
@@ -11,8 +12,16 @@ pub trait FleetPlane: Send + Sync {
     /// Every server and its instances as they stand now.
     async fn fleet(&self) -> Result<FleetView, AppError>;
 
-    /// Recent breaker transitions of every instance, newest first.
-    async fn breaker_transitions(&self) -> Result<Vec<BreakerTransitionView>, AppError>;
+    /// The servers as summary rows and the instances `query` lists, a page at a time.
+    /// A query out of bounds: `Invalid`.
+    async fn fleet_page(&self, query: FleetQuery) -> Result<FleetPageView, AppError> {
+        let query = query.checked().map_err(AppError::Invalid)?;
+        Ok(FleetPageView::of(self.fleet().await?, &query))
+    }
+
+    /// The newest `limit` breaker transitions of the fleet, newest first, and how many
+    /// there are.
+    async fn breaker_transitions(&self, limit: usize) -> Result<BreakerTransitionsView, AppError>;
 
     /// Stops routing new calls to an instance; it is drained once its in-flight calls end.
     /// Unknown instance: `NotFound`.
@@ -51,6 +60,13 @@ pub trait FleetPlane: Send + Sync {
     /// Every server's tool-list and result caches.
     async fn caches(&self) -> Result<Vec<CacheView>, AppError>;
 
+    /// The caches of the servers `query` asks for, a page of servers at a time. A query
+    /// out of bounds: `Invalid`.
+    async fn caches_page(&self, query: CacheQuery) -> Result<CachePageView, AppError> {
+        let query = query.checked().map_err(AppError::Invalid)?;
+        Ok(CachePageView::of(self.caches().await?, &query))
+    }
+
     /// Empties result caches: one tool's (`server` and `tool`), one server's (`server`), or
     /// all (neither). Returns what was emptied, for the page to say.
     async fn invalidate_cache(
@@ -60,6 +76,7 @@ pub trait FleetPlane: Send + Sync {
         tool: Option<String>,
     ) -> Result<String, AppError>;
 
-    /// Every tool of the fleet, with the instances that serve it.
-    async fn tools(&self) -> Result<Vec<ToolView>, AppError>;
+    /// The tools `query` asks for, a page at a time, with the instances that serve them.
+    /// A query out of bounds: `Invalid`.
+    async fn tools_page(&self, query: ToolQuery) -> Result<ToolPageView, AppError>;
 }

@@ -2,29 +2,52 @@
 //! Operators drain and undrain instances and reset breakers, each after a confirm step;
 //! the server authorises and audits every command.
 //!
-//! The command machinery ([`Commands`], [`CommandCell`]) and the polling helper are shared
-//! with the Breakers page.
+//! At fleet scale each server is one summary row (instances by health and admin state,
+//! load, worst p99) until expanded; filters and the search box select instances across the
+//! fleet, a page at a time, and all of it lives in the URL. Live updates change the cells
+//! that changed, keyed by server and instance, so rows and buttons stay where they are.
+//!
+//! The command machinery ([`Commands`], [`CommandCell`]) is shared with the Breakers page.
 
 use crate::components::chart::Chart;
 use crate::components::events::FleetEvents;
 use crate::components::layout::CurrentUser;
+use crate::components::live::use_live_value;
+use crate::components::pager::Pager;
 use crate::error::AppError;
 use crate::pages::instances::{AddInstance, InstancesAdmin, RemoveInstance};
-use crate::wire::{FleetView, InstanceView, Role, ServerView, format_duration_s};
+use crate::wire::{
+    AdminFilter, BreakerFilter, FleetPageView, FleetQuery, FleetView, HealthFilter, InstanceView,
+    OpenServers, Role, ServerSummaryView, UrlQuery, format_duration_s,
+};
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use leptos_meta::Title;
+use leptos_router::components::{A, Form};
 use std::time::Duration;
 
 /// How often the Fleet page refreshes.
 const REFRESH: Duration = Duration::from_secs(1);
 
-/// Every server and its instances as they stand now.
+/// Every server and its instances as they stand now (for scripts and tests; the page asks
+/// for one page at a time).
 #[server(prefix = "/api", endpoint = "fleet/get")]
 pub async fn get_fleet() -> Result<FleetView, AppError> {
     use crate::auth::ssr::*;
     respond(async move {
         require(Role::Viewer).await?;
         control()?.fleet().await
+    })
+    .await
+}
+
+/// The servers as summary rows and the instances `query` lists, a page at a time.
+#[server(prefix = "/api", endpoint = "fleet/page", input = Json)]
+pub async fn get_fleet_page(query: FleetQuery) -> Result<FleetPageView, AppError> {
+    use crate::auth::ssr::*;
+    respond(async move {
+        require(Role::Viewer).await?;
+        control()?.fleet_page(query).await
     })
     .await
 }
@@ -381,27 +404,26 @@ fn load_lines(instance: &InstanceView) -> Vec<String> {
     lines
 }
 
-/// Servers with their instances; refreshed every second.
+/// The Fleet page's query, read from its URL.
+fn fleet_query() -> Memo<Result<FleetQuery, String>> {
+    let params = leptos_router::hooks::use_query_map();
+    Memo::new(move |_| {
+        params
+            .with(|params| FleetQuery::from_pairs(params.into_iter().map(|(k, v)| (k.as_ref(), v))))
+    })
+}
+
+/// Servers as summary rows, the instances the URL asks for, live.
 #[component]
 pub fn FleetPage() -> impl IntoView {
-    let tick = crate::components::live::use_live_refresh(REFRESH);
-    let commands = Commands::new();
-    let done = commands.version();
+    let query = fleet_query();
     let add = ServerAction::<AddInstance>::new();
     let remove = ServerAction::<RemoveInstance>::new();
     let fleet = Resource::new(
-        move || {
-            (
-                tick.get(),
-                done.get(),
-                add.version().get(),
-                remove.version().get(),
-            )
-        },
-        |_| get_fleet(),
+        move || (query.get(), add.version().get(), remove.version().get()),
+        |(query, _, _)| async move { get_fleet_page(query.map_err(AppError::Invalid)?).await },
     );
     let me = current_user_resource();
-    let chart_tick = crate::components::live::use_poll(CHART_REFRESH);
 
     view! {
         <Title text="Fleet" />
@@ -412,28 +434,25 @@ pub fn FleetPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let operator = may(me, Role::Operator).await;
+                let admin = may(me, Role::Admin).await;
                 match fleet.await {
-                    Ok(fleet) if fleet.servers.is_empty() => {
+                    Ok(page) if page.total_servers == 0 => {
                         view! { <crate::components::notice::NoServers /> }.into_any()
                     }
-                    Ok(fleet) => {
-                        let admin = may(me, Role::Admin).await;
-                        let admin_view = admin.then(|| view! { <InstancesAdmin fleet=fleet.clone() add remove /> });
-                        let advice = (!fleet.advice.is_empty()).then(|| {
+                    Ok(page) => {
+                        let query = query.get_untracked().unwrap_or_default();
+                        let admin_view = admin.then(|| {
                             view! {
-                                <section class="card advice" data-testid="fleet-advice">
-                                    <h2>"Capacity advice"</h2>
-                                    <FleetEvents events=fleet.advice.clone() />
-                                </section>
+                                <InstancesAdmin
+                                    servers=page.server_names.clone()
+                                    runtime=page.runtime.clone()
+                                    add
+                                    remove
+                                />
                             }
                         });
                         view! {
-                            {advice}
-                            {fleet
-                                .servers
-                                .into_iter()
-                                .map(|server| view! { <ServerCard server commands operator chart_tick /> })
-                                .collect_view()}
+                            <FleetBody first=page query operator />
                             {admin_view}
                         }
                             .into_any()
@@ -447,34 +466,296 @@ pub fn FleetPage() -> impl IntoView {
     }
 }
 
-/// One server: its settings and the table of its instances.
+/// The filters, the summary rows and the listed instances of one URL, kept current in
+/// place: a live update changes the cells that changed, not the rows around them.
+#[component]
+fn FleetBody(first: FleetPageView, query: FleetQuery, operator: bool) -> impl IntoView {
+    let tick = crate::components::live::use_live_refresh(REFRESH);
+    let commands = Commands::new();
+    let done = commands.version();
+    let version = Signal::derive(move || tick.get() + done.get() as u64);
+    let every = first.server_names.clone();
+    let asked = query.clone();
+    let live = use_live_value(first, version, move || get_fleet_page(asked.clone()));
+    let page = live.value;
+    let chart_tick = crate::components::live::use_poll(CHART_REFRESH);
+    let advice = Memo::new(move |_| page.with(|p| p.advice.clone()));
+    let listed_servers = move || {
+        page.with(|p| {
+            let mut names: Vec<String> = Vec::new();
+            for instance in &p.instances {
+                if names.last() != Some(&instance.server) {
+                    names.push(instance.server.clone());
+                }
+            }
+            names
+        })
+    };
+    let expand_all = FleetQuery {
+        open: OpenServers::All,
+        page: 1,
+        ..query.clone()
+    }
+    .href("/fleet");
+    let filtered = query.is_filtered();
+    let counts = move || {
+        page.with(|p| {
+            let servers = match p.servers.len() {
+                1 => "1 server".to_string(),
+                n => format!("{n} servers"),
+            };
+            if filtered {
+                format!(
+                    "{} of {} instances match, on {servers}",
+                    p.position.listed, p.total_instances
+                )
+            } else {
+                format!("{servers}, {} instances", p.total_instances)
+            }
+        })
+    };
+    let summary_query = query.clone();
+    let pager_query = query.clone();
+    let summary_every = every.clone();
+    view! {
+        {move || {
+            let advice = advice.get();
+            (!advice.is_empty())
+                .then(|| {
+                    view! {
+                        <section class="card advice" data-testid="fleet-advice">
+                            <h2>"Capacity advice"</h2>
+                            <FleetEvents events=advice />
+                        </section>
+                    }
+                })
+        }}
+        <FleetFilters query=query.clone() servers=every.clone() />
+        {move || live.failed.get().map(|error| view! { <crate::components::notice::ErrorNotice error /> })}
+        <section class="card">
+            <div class="server-head">
+                <h2>"Servers"</h2>
+                <span class="muted" data-testid="fleet-counts">{counts}</span>
+                {(!filtered).then(|| view! { <A href=expand_all attr:class="small">"Show every instance"</A> })}
+            </div>
+            <div class="table-scroll">
+                <table class="data fleet-summary" data-testid="fleet-summary">
+                    <thead>
+                        <tr>
+                            <th>"Server"</th>
+                            <th class="num">"Instances"</th>
+                            <th>"Health"</th>
+                            <th class="num">"Out of service"</th>
+                            <th class="num">"Breakers open"</th>
+                            <th class="num">"In flight"</th>
+                            <th class="num">"Calls/s"</th>
+                            <th class="num">"Failures"</th>
+                            <th class="num">"Worst p99"</th>
+                            <th>{if filtered { "Matching" } else { "Instances" }}</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || page.with(|p| p.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+                            key=|name| name.clone()
+                            children=move |name| {
+                                view! { <ServerSummaryRow name page query=summary_query.clone() every=summary_every.clone() /> }
+                            }
+                        />
+                    </tbody>
+                </table>
+            </div>
+        </section>
+        <For
+            each=listed_servers
+            key=|name| name.clone()
+            children=move |name| view! { <ServerCard name page commands operator chart_tick /> }
+        />
+        <Pager
+            position=Signal::derive(move || page.with(|p| p.position))
+            href=move |to| pager_query.on_page(to).href("/fleet")
+        />
+    }
+}
+
+/// The Fleet page's filters: a plain GET form, so the URL holds them (and it works before
+/// the page is hydrated).
+#[component]
+fn FleetFilters(query: FleetQuery, servers: Vec<String>) -> impl IntoView {
+    fn choice<T: Copy + PartialEq>(
+        name: &'static str,
+        label: &'static str,
+        values: &'static [T],
+        text: fn(T) -> &'static str,
+        chosen: Option<T>,
+    ) -> impl IntoView {
+        view! {
+            <label>
+                {label}
+                <select name=name data-testid=format!("filter-{name}")>
+                    <option value="">"any"</option>
+                    {values
+                        .iter()
+                        .map(|value| {
+                            view! {
+                                <option value=text(*value) selected=chosen == Some(*value)>
+                                    {text(*value).replace('_', "-")}
+                                </option>
+                            }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+        }
+    }
+    let chosen_server = query.server.clone();
+    view! {
+        <Form method="GET" action="/fleet" attr:class="inline-form filters" attr:data-testid="fleet-filters">
+            {choice("health", "Health", HealthFilter::ALL, HealthFilter::as_str, query.health)}
+            {choice("admin", "Admin", AdminFilter::ALL, AdminFilter::as_str, query.admin)}
+            {choice("breaker", "Breaker", BreakerFilter::ALL, BreakerFilter::as_str, query.breaker)}
+            <label>
+                "Server"
+                <select name="server" data-testid="filter-server">
+                    <option value="">"any"</option>
+                    {servers
+                        .into_iter()
+                        .map(|name| {
+                            let selected = chosen_server.as_ref() == Some(&name);
+                            view! { <option value=name.clone() selected=selected>{name.clone()}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>
+                "Search"
+                <input
+                    type="search"
+                    name="q"
+                    maxlength="100"
+                    placeholder="instance id or URL"
+                    value=query.search.clone().unwrap_or_default()
+                    data-testid="filter-search"
+                />
+            </label>
+            <button type="submit" data-testid="filter-apply">"Apply"</button>
+            {query.is_filtered().then(|| view! { <A href="/fleet">"Clear filters"</A> })}
+        </Form>
+    }
+}
+
+/// One server's summary row; its cells follow live updates.
+#[component]
+fn ServerSummaryRow(
+    name: String,
+    page: RwSignal<FleetPageView>,
+    query: FleetQuery,
+    every: Vec<String>,
+) -> impl IntoView {
+    let key = name.clone();
+    let summary =
+        Memo::new(move |_| page.with(|p| p.servers.iter().find(|s| s.name == key).cloned()));
+    let cell = move |text: fn(&ServerSummaryView) -> String| {
+        move || summary.with(|s| s.as_ref().map(text).unwrap_or_default())
+    };
+    let health = move || {
+        summary.with(|s| {
+            let Some(s) = s else { return Vec::new() };
+            [
+                ("healthy", s.healthy),
+                ("degraded", s.degraded),
+                ("unhealthy", s.unhealthy),
+                ("unknown", s.unknown),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(health, n)| {
+                view! {
+                    <span class=format!("pill health-{health}") title=health>{format!("{n} {health}")}</span>
+                }
+            })
+            .collect::<Vec<_>>()
+        })
+    };
+    let listing = if query.is_filtered() {
+        view! { <span data-testid=format!("matched-{name}")>{cell(|s| s.matched.to_string())}</span> }
+            .into_any()
+    } else {
+        let (listed, small_fleet) = page.with_untracked(|p| {
+            let listed = p.servers.iter().any(|s| s.name == name && s.listed);
+            (listed, p.total_instances <= crate::wire::PAGE_SIZE)
+        });
+        let label = if listed { "Hide" } else { "Show" };
+        let href = query.toggled(&name, &every, small_fleet).href("/fleet");
+        view! { <A href=href attr:data-testid=format!("toggle-{name}")>{label}</A> }.into_any()
+    };
+    let anchor = format!("summary-{name}");
+    view! {
+        <tr data-testid=anchor.clone() id=anchor>
+            <td>
+                <strong>{name.clone()}</strong>
+                <div class="muted small">{cell(|s| s.domain.clone().unwrap_or_default())}</div>
+            </td>
+            <td class="num">{cell(|s| s.instances.to_string())}</td>
+            <td class="health-counts" data-testid=format!("summary-health-{name}")>{health}</td>
+            <td class="num">{cell(|s| s.out_of_service.to_string())}</td>
+            <td class="num">{cell(|s| s.breakers_open.to_string())}</td>
+            <td class="num">{cell(|s| s.in_flight.to_string())}</td>
+            <td class="num">{cell(|s| format!("{:.1}", s.calls_per_s))}</td>
+            <td class="num">{cell(|s| s.failures.to_string())}</td>
+            <td class="num">{cell(|s| format_latency(s.p99_ms))}</td>
+            <td>{listing}</td>
+        </tr>
+    }
+}
+
+/// One server's instances on this page, with its charts.
 #[component]
 fn ServerCard(
-    server: ServerView,
+    name: String,
+    page: RwSignal<FleetPageView>,
     commands: Commands,
     operator: bool,
     chart_tick: ReadSignal<u64>,
 ) -> impl IntoView {
-    let name = server.name.clone();
-    let summary = [
-        server.domain.map(|domain| format!("domain {domain}")),
-        Some(format!("strategy {}", server.strategy)),
-        Some(match server.instances.len() {
-            1 => "1 instance".to_string(),
-            n => format!("{n} instances"),
-        }),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" · ");
-    let test_id = format!("server-{}", server.name);
-    let anchor = format!("server-{}", server.name);
+    let key = name.clone();
+    let summary = Memo::new(move |_| {
+        page.with(|p| {
+            p.servers.iter().find(|s| s.name == key).map(|server| {
+                [
+                    server
+                        .domain
+                        .as_ref()
+                        .map(|domain| format!("domain {domain}")),
+                    Some(format!("strategy {}", server.strategy)),
+                    Some(match server.instances {
+                        1 => "1 instance".to_string(),
+                        n => format!("{n} instances"),
+                    }),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · ")
+            })
+        })
+    });
+    let of_server = name.clone();
+    let ids = move || {
+        page.with(|p| {
+            p.instances
+                .iter()
+                .filter(|i| i.server == of_server)
+                .map(|i| i.id.clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    let test_id = format!("server-{name}");
     view! {
-        <section class="card server" data-testid=test_id id=anchor>
+        <section class="card server" data-testid=test_id.clone() id=test_id>
             <div class="server-head">
-                <h2 class="server-name">{server.name}</h2>
-                <span class="muted">{summary}</span>
+                <h2 class="server-name">{name.clone()}</h2>
+                <span class="muted">{move || summary.get().unwrap_or_default()}</span>
             </div>
             <div class="table-scroll">
             <table class="data fleet">
@@ -496,11 +777,11 @@ fn ServerCard(
                     </tr>
                 </thead>
                 <tbody>
-                    {server
-                        .instances
-                        .into_iter()
-                        .map(|instance| view! { <InstanceRow instance commands operator /> })
-                        .collect_view()}
+                    <For
+                        each=ids
+                        key=|id| id.clone()
+                        children=move |id| view! { <InstanceRow id page commands operator /> }
+                    />
                 </tbody>
             </table>
             </div>
@@ -516,51 +797,73 @@ fn ServerCard(
     }
 }
 
-/// One instance's row.
+/// The state of an instance that decides which command buttons it offers: they are
+/// redrawn only when it changes.
+type CommandState = (String, String, bool);
+
+/// One instance's row. Each cell follows live updates on its own; the command buttons are
+/// redrawn only when what they offer changes.
 #[component]
-fn InstanceRow(instance: InstanceView, commands: Commands, operator: bool) -> impl IntoView {
-    let id = instance.id.clone();
-    // Under the breaker's state: what it counted and when it lets probes through.
-    let breaker_notes: Vec<String> =
-        match (instance.breaker.as_str(), instance.consecutive_failures) {
-            ("closed", 0) => Vec::new(),
-            ("open", n) => vec![
-                format!("{n} failures"),
-                format!("half-open {}", format_half_open_in(&instance)),
-            ],
-            (_, n) => vec![format!("{n} failures")],
-        };
-    let last_error = instance.last_error.clone().map(|cause| {
-        let age = instance
-            .last_error_age_s
-            .map(|s| format!("{} ago", format_duration_s(s)));
-        let title = cause.clone();
-        view! {
-            <div class="last-error" title=title>{cause}</div>
-            {age.map(|age| view! { <div class="muted small">{age}</div> })}
-        }
-    });
-    let health_note = match instance.probe_ms {
-        Some(ms) => format!("ping {}", format_latency(Some(ms))),
-        None => instance.health_reason.clone(),
+fn InstanceRow(
+    id: String,
+    page: RwSignal<FleetPageView>,
+    commands: Commands,
+    operator: bool,
+) -> impl IntoView {
+    let key = id.clone();
+    let row = Memo::new(move |_| page.with(|p| p.instances.iter().find(|i| i.id == key).cloned()));
+    let text = move |text: fn(&InstanceView) -> String| {
+        move || row.with(|r| r.as_ref().map(text).unwrap_or_default())
     };
-    let load = load_lines(&instance)
-        .into_iter()
-        .map(|line| view! { <div class="small nowrap">{line}</div> })
-        .collect_view();
-    let failures_class = if instance.failures > 0 {
-        "num bad"
-    } else {
-        "num"
+    let lines = move |lines: fn(&InstanceView) -> Vec<String>, class: &'static str| {
+        move || {
+            row.with(|r| r.as_ref().map(lines).unwrap_or_default())
+                .into_iter()
+                .map(|line| view! { <div class=class>{line}</div> })
+                .collect_view()
+        }
+    };
+    let last_error = move || {
+        row.with(|r| {
+            let instance = r.as_ref()?;
+            let cause = instance.last_error.clone()?;
+            let age = instance
+                .last_error_age_s
+                .map(|s| format!("{} ago", format_duration_s(s)));
+            Some(view! {
+                <div class="last-error" title=cause.clone()>{cause.clone()}</div>
+                {age.map(|age| view! { <div class="muted small">{age}</div> })}
+            })
+        })
     };
     let actions = operator.then(|| {
+        let state: Memo<Option<CommandState>> = Memo::new(move |_| {
+            row.with(|r| {
+                r.as_ref().map(|i| {
+                    (
+                        i.admin.clone(),
+                        i.breaker.clone(),
+                        i.consecutive_failures == 0,
+                    )
+                })
+            })
+        });
         view! {
             <td class="actions">
-                <CommandCell
-                    instance=instance.clone()
-                    commands
-                    offer=&[Command::Drain, Command::Undrain, Command::ResetBreaker]
-                />
+                {move || {
+                    // Read, not only tracked: a memo computes (and follows its sources)
+                    // only once it is read.
+                    state.with(|_| ());
+                    row.get_untracked().map(|instance| {
+                        view! {
+                            <CommandCell
+                                instance
+                                commands
+                                offer=&[Command::Drain, Command::Undrain, Command::ResetBreaker]
+                            />
+                        }
+                    })
+                }}
             </td>
         }
     });
@@ -568,53 +871,79 @@ fn InstanceRow(instance: InstanceView, commands: Commands, operator: bool) -> im
         <tr data-testid=format!("instance-{id}")>
             <td>
                 <strong class="nowrap">{id.clone()}</strong>
-                <div class="endpoint muted" title=instance.endpoint.clone()>
-                    {instance.endpoint.clone()}
+                <div class="endpoint muted" title=text(|i| i.endpoint.clone())>
+                    {text(|i| i.endpoint.clone())}
                 </div>
             </td>
             <td>
                 <span
-                    class=format!("pill health-{}", instance.health)
+                    class=text(|i| format!("pill health-{}", i.health))
                     data-testid=format!("health-{id}")
                 >
-                    {instance.health.clone()}
+                    {text(|i| i.health.clone())}
                 </span>
-                <div class="muted small" title=instance.health_reason.clone() data-testid=format!("health-reason-{id}")>
-                    {health_note}
+                <div
+                    class="muted small"
+                    title=text(|i| i.health_reason.clone())
+                    data-testid=format!("health-reason-{id}")
+                >
+                    {text(health_note)}
                 </div>
             </td>
             <td>
                 <span
-                    class=format!("pill admin-{}", instance.admin)
+                    class=text(|i| format!("pill admin-{}", i.admin))
                     data-testid=format!("admin-{id}")
                 >
-                    {instance.admin.clone()}
+                    {text(|i| i.admin.clone())}
                 </span>
             </td>
             <td>
                 <span
-                    class=format!("pill breaker-{}", instance.breaker)
+                    class=text(|i| format!("pill breaker-{}", i.breaker))
                     data-testid=format!("breaker-{id}")
                 >
-                    {breaker_label(&instance.breaker).to_string()}
+                    {text(|i| breaker_label(&i.breaker).to_string())}
                 </span>
-                {breaker_notes
-                    .into_iter()
-                    .map(|note| view! { <div class="muted small nowrap">{note}</div> })
-                    .collect_view()}
+                {lines(breaker_notes, "muted small nowrap")}
             </td>
             <td class="num" data-testid=format!("inflight-{id}")>
-                {format!("{} / {}", instance.in_flight, instance.max_in_flight)}
+                {text(|i| format!("{} / {}", i.in_flight, i.max_in_flight))}
             </td>
-            <td class="num" data-testid=format!("calls-{id}")>{instance.calls}</td>
-            <td class="num" data-testid=format!("rate-{id}")>{format!("{:.1}", instance.calls_per_s)}</td>
-            <td class=failures_class data-testid=format!("failures-{id}")>{instance.failures}</td>
-            <td class="num">{format_latency(instance.p50_ms)}</td>
-            <td class="num">{format_latency(instance.p99_ms)}</td>
-            <td class="load" data-testid=format!("load-{id}")>{load}</td>
+            <td class="num" data-testid=format!("calls-{id}")>{text(|i| i.calls.to_string())}</td>
+            <td class="num" data-testid=format!("rate-{id}")>{text(|i| format!("{:.1}", i.calls_per_s))}</td>
+            <td
+                class=text(|i| if i.failures > 0 { "num bad" } else { "num" }.to_string())
+                data-testid=format!("failures-{id}")
+            >
+                {text(|i| i.failures.to_string())}
+            </td>
+            <td class="num">{text(|i| format_latency(i.p50_ms))}</td>
+            <td class="num">{text(|i| format_latency(i.p99_ms))}</td>
+            <td class="load" data-testid=format!("load-{id}")>{lines(load_lines, "small nowrap")}</td>
             <td class="last-error-cell">{last_error}</td>
             {actions}
         </tr>
+    }
+}
+
+/// Under the health pill: the probe's round trip, or why the instance has its health.
+fn health_note(instance: &InstanceView) -> String {
+    match instance.probe_ms {
+        Some(ms) => format!("ping {}", format_latency(Some(ms))),
+        None => instance.health_reason.clone(),
+    }
+}
+
+/// Under the breaker's state: what it counted and when it lets probes through.
+fn breaker_notes(instance: &InstanceView) -> Vec<String> {
+    match (instance.breaker.as_str(), instance.consecutive_failures) {
+        ("closed", 0) => Vec::new(),
+        ("open", n) => vec![
+            format!("{n} failures"),
+            format!("half-open {}", format_half_open_in(instance)),
+        ],
+        (_, n) => vec![format!("{n} failures")],
     }
 }
 

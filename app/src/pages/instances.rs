@@ -3,7 +3,7 @@
 
 use crate::components::notice::ErrorNotice;
 use crate::error::AppError;
-use crate::wire::{FleetView, InstanceView};
+use crate::wire::InstanceView;
 use leptos::prelude::*;
 
 /// Adds a streamable-HTTP instance to a server.
@@ -37,17 +37,13 @@ pub async fn remove_instance(instance: String) -> Result<(), AppError> {
 /// The admins' form to add an instance and the list of removable ones.
 #[component]
 pub fn InstancesAdmin(
-    fleet: FleetView,
+    /// Every server's name.
+    servers: Vec<String>,
+    /// The instances added while running.
+    runtime: Vec<InstanceView>,
     add: ServerAction<AddInstance>,
     remove: ServerAction<RemoveInstance>,
 ) -> impl IntoView {
-    let runtime: Vec<InstanceView> = fleet
-        .servers
-        .iter()
-        .flat_map(|s| s.instances.iter())
-        .filter(|i| i.runtime)
-        .cloned()
-        .collect();
     view! {
         <section class="card" data-testid="instances-admin">
             <h2>"Add an instance"</h2>
@@ -55,10 +51,9 @@ pub fn InstancesAdmin(
                 <label>
                     "Server"
                     <select name="server">
-                        {fleet
-                            .servers
-                            .iter()
-                            .map(|s| view! { <option value=s.name.clone()>{s.name.clone()}</option> })
+                        {servers
+                            .into_iter()
+                            .map(|name| view! { <option value=name.clone()>{name.clone()}</option> })
                             .collect_view()}
                     </select>
                 </label>

@@ -1,17 +1,25 @@
 //! Permissions: the matrix of assistants × tools, grouped by server, with each effective
 //! decision and the rule behind it. Everyone logged in reads it; admins flip single
 //! tools, reset them to the tier's default, and grant or revoke a whole server at once.
+//!
+//! A hundred assistants × ten thousand tools is a million cells: the page shows a page of
+//! tools for a page of assistants, filtered by assistant, server, decision and tool name,
+//! all kept in the URL.
 
 use crate::components::confirm::ConfirmStep;
-use crate::components::live::use_live_refresh;
+use crate::components::live::{use_live_refresh, use_live_value};
 use crate::components::notice::{ErrorNotice, NoServers};
+use crate::components::pager::Pager;
 use crate::error::AppError;
 use crate::pages::fleet::{current_user_resource, may};
 use crate::wire::{
-    Decision, DecisionSource, PermissionCell, PermissionMatrix, Role, ServerPermissions, Tier,
+    Decision, DecisionSource, PermissionCell, PermissionPageView, PermissionQuery, Role,
+    ServerPermissions, Tier, UrlQuery,
 };
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use leptos_meta::Title;
+use leptos_router::components::{A, Form};
 use std::time::Duration;
 
 /// How often the matrix refreshes on its own (tools and tiers change elsewhere too).
@@ -20,15 +28,27 @@ const REFRESH: Duration = Duration::from_secs(15);
 /// The `tool` that stands for every tool of a server.
 const EVERY_TOOL: &str = "*";
 
-/// The effective decision of every assistant for every tool.
-#[server(prefix = "/api", endpoint = "permissions/matrix")]
-pub async fn get_permission_matrix() -> Result<PermissionMatrix, AppError> {
+/// The part of the matrix `query` asks for (no query: the first page of everything).
+#[server(prefix = "/api", endpoint = "permissions/matrix", input = Json)]
+pub async fn get_permission_matrix(
+    #[server(default)] query: PermissionQuery,
+) -> Result<PermissionPageView, AppError> {
     use crate::auth::ssr::*;
     respond(async move {
         require(Role::Viewer).await?;
-        control()?.permission_matrix().await
+        control()?.permission_page(query).await
     })
     .await
+}
+
+/// The page's query, read from its URL.
+fn permissions_query() -> Memo<Result<PermissionQuery, String>> {
+    let params = leptos_router::hooks::use_query_map();
+    Memo::new(move |_| {
+        params.with(|params| {
+            PermissionQuery::from_pairs(params.into_iter().map(|(k, v)| (k.as_ref(), v)))
+        })
+    })
 }
 
 /// Sets an explicit decision for one tool (or `*`: every tool of the server), or removes it
@@ -147,10 +167,10 @@ fn decision_verb(decision: Decision) -> &'static str {
 #[component]
 pub fn PermissionsPage() -> impl IntoView {
     let changes = PermissionChanges::new();
-    let live = use_live_refresh(REFRESH);
-    let matrix = Resource::new(
-        move || (live.get(), changes.send.version().get()),
-        |_| get_permission_matrix(),
+    let query = permissions_query();
+    let first = Resource::new(
+        move || query.get(),
+        |query| async move { get_permission_matrix(query.map_err(AppError::Invalid)?).await },
     );
     let me = current_user_resource();
     let admin = Resource::new(|| (), move |_| may(me, Role::Admin));
@@ -189,9 +209,9 @@ pub fn PermissionsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let admin = admin.await;
-                match matrix.await {
-                    Ok(matrix) if matrix.servers.is_empty() => view! { <NoServers /> }.into_any(),
-                    Ok(matrix) if matrix.assistants.is_empty() => {
+                match first.await {
+                    Ok(page) if page.server_names.is_empty() => view! { <NoServers /> }.into_any(),
+                    Ok(page) if page.assistant_names.is_empty() => {
                         view! {
                             <p class="notice" data-testid="no-assistants">
                                 "No assistants yet: add one under " <a href="/assistants">"Assistants"</a> "."
@@ -199,7 +219,10 @@ pub fn PermissionsPage() -> impl IntoView {
                         }
                             .into_any()
                     }
-                    Ok(matrix) => view! { <Matrix matrix admin changes /> }.into_any(),
+                    Ok(page) => {
+                        let query = query.get_untracked().unwrap_or_default();
+                        view! { <PermissionsBody first=page query admin changes /> }.into_any()
+                    }
                     Err(error) => view! { <ErrorNotice error /> }.into_any(),
                 }
             })}
@@ -207,14 +230,119 @@ pub fn PermissionsPage() -> impl IntoView {
     }
 }
 
-/// The table: a column per assistant, a block of rows per server.
+/// The filters and pagers of one URL, and its part of the matrix, kept current (another
+/// admin's change, or this one's, redraws the cells; the filters stay as they are).
 #[component]
-fn Matrix(matrix: PermissionMatrix, admin: bool, changes: PermissionChanges) -> impl IntoView {
-    let PermissionMatrix {
-        assistants,
-        servers,
-    } = matrix;
+fn PermissionsBody(
+    first: PermissionPageView,
+    query: PermissionQuery,
+    admin: bool,
+    changes: PermissionChanges,
+) -> impl IntoView {
+    let tick = use_live_refresh(REFRESH);
+    let saved = changes.send.version();
+    let version = Signal::derive(move || tick.get() + saved.get() as u64);
+    let filters = (first.assistant_names.clone(), first.server_names.clone());
+    let asked = query.clone();
+    let live = use_live_value(first, version, move || get_permission_matrix(asked.clone()));
+    let page = live.value;
+    let filtered = query.is_filtered();
+    let counts = move || {
+        page.with(|p| {
+            let tools = if filtered {
+                format!("{} of {} tools match", p.rows.listed, p.total_tools)
+            } else {
+                format!("{} tools", p.total_tools)
+            };
+            format!(
+                "{tools}; {} of {} assistants shown",
+                p.assistants.len(),
+                p.columns.listed
+            )
+        })
+    };
+    let (row_query, column_query) = (query.clone(), query.clone());
+    view! {
+        <PermissionFilters query filters />
+        {move || live.failed.get().map(|error| view! { <ErrorNotice error /> })}
+        <p class="muted" data-testid="permission-counts">{counts}</p>
+        <Pager
+            position=Signal::derive(move || page.with(|p| p.columns))
+            href=move |to| column_query.on_columns(to).href("/permissions")
+            label="Assistants"
+            test_id="columns"
+        />
+        {move || {
+            let PermissionPageView { assistants, servers, .. } = page.get();
+            view! { <Matrix assistants servers admin changes /> }
+        }}
+        <Pager
+            position=Signal::derive(move || page.with(|p| p.rows))
+            href=move |to| row_query.on_page(to).href("/permissions")
+            label="Tools"
+        />
+    }
+}
+
+/// The filters: a plain GET form, so the URL holds them.
+#[component]
+fn PermissionFilters(query: PermissionQuery, filters: (Vec<String>, Vec<String>)) -> impl IntoView {
+    let (assistants, servers) = filters;
+    let select = |name: &'static str,
+                  label: &'static str,
+                  values: Vec<String>,
+                  chosen: Option<String>| {
+        view! {
+            <label>
+                {label}
+                <select name=name data-testid=format!("filter-{name}")>
+                    <option value="">"any"</option>
+                    {values
+                        .into_iter()
+                        .map(|value| {
+                            let selected = chosen.as_ref() == Some(&value);
+                            view! { <option value=value.clone() selected=selected>{value.clone()}</option> }
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+        }
+    };
+    let decisions = vec!["allow".to_string(), "deny".to_string()];
+    view! {
+        <Form method="GET" action="/permissions" attr:class="inline-form filters" attr:data-testid="permission-filters">
+            {select("assistant", "Assistant", assistants, query.assistant.clone())}
+            {select("server", "Server", servers, query.server.clone())}
+            {select("decision", "Decision", decisions, query.decision.map(|d| d.as_str().to_string()))}
+            <label>
+                "Tool"
+                <input
+                    type="search"
+                    name="q"
+                    maxlength="100"
+                    placeholder="tool name"
+                    value=query.search.clone().unwrap_or_default()
+                    data-testid="filter-search"
+                />
+            </label>
+            <button type="submit" data-testid="filter-apply">"Apply"</button>
+            {query.is_filtered().then(|| view! { <A href="/permissions">"Clear filters"</A> })}
+        </Form>
+    }
+}
+
+/// The table: a column per shown assistant, a block of rows per server.
+#[component]
+fn Matrix(
+    assistants: Vec<(String, Tier)>,
+    servers: Vec<ServerPermissions>,
+    admin: bool,
+    changes: PermissionChanges,
+) -> impl IntoView {
     let names: Vec<String> = assistants.iter().map(|(name, _)| name.clone()).collect();
+    let empty = servers.is_empty().then(|| {
+        view! { <p class="muted" data-testid="no-permission-rows">"No tool matches these filters."</p> }
+    });
     view! {
         <div class="table-scroll">
             <table class="data matrix" data-testid="permissions">
@@ -233,6 +361,7 @@ fn Matrix(matrix: PermissionMatrix, admin: bool, changes: PermissionChanges) -> 
                     .collect_view()}
             </table>
         </div>
+        {empty}
     }
 }
 

@@ -28,6 +28,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
+mod dashboard;
 mod gateway_process;
 mod instance;
 mod machine_load;
@@ -109,6 +110,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let plan = Plan::from_args(&args)?;
     let dir = std::env::temp_dir().join(format!("fleetdeck-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if args.dashboard {
+        let loads = usize::try_from(args.loads).context("--loads")?;
+        let outcome = tokio::select! {
+            outcome = dashboard::run(loads, &dir) => outcome,
+            () = super::serve::shutdown_signal() => Err(anyhow!("interrupted")),
+        };
+        if let Err(error) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), %error, "cannot remove the bench's temporary directory");
+        }
+        // Printed once everything has stopped, so that no log line can follow the last line.
+        println!();
+        for line in outcome?.report() {
+            println!("{line}");
+        }
+        return Ok(());
+    }
     let outcome = tokio::select! {
         outcome = bench(&plan, &dir) => outcome,
         () = super::serve::shutdown_signal() => Err(anyhow!("interrupted")),
@@ -153,9 +170,11 @@ async fn bench(plan: &Plan, dir: &Path) -> anyhow::Result<Results> {
     let fleet_file = dir.join("bench-fleet.toml");
     std::fs::write(&fleet_file, fleet)
         .with_context(|| format!("writing {}", fleet_file.display()))?;
-    let gateway = GatewayProcess::start(dir, &fleet_file, &generate_password(), READY_TIMEOUT)
-        .await
-        .context("starting the gateway")?;
+    // No probes while measuring: the calls alone should cost what is measured.
+    let gateway =
+        GatewayProcess::start(dir, &fleet_file, &generate_password(), 3600, READY_TIMEOUT)
+            .await
+            .context("starting the gateway")?;
     let addr = gateway.addr();
     let direct = Target {
         path: "direct",
@@ -835,6 +854,8 @@ mod tests {
             concurrency: vec![64, 1, 16, 16],
             warmup_s: 0,
             reference_server: None,
+            dashboard: false,
+            loads: 20,
         };
         let plan = Plan::from_args(&args).expect("valid");
         assert_eq!(plan.concurrency, [1, 16, 64]);

@@ -2,7 +2,8 @@
 
 use crate::access::keys::generate_key;
 use crate::config::{DemoArgs, DemoServerArgs};
-use crate::demo::{Knobs, fleet, serve_demo_instance, serve_demo_stdio, traffic};
+use crate::demo::{Knobs, fleet, roi_seed, serve_demo_instance, serve_demo_stdio, traffic};
+use crate::store::Store;
 use anyhow::Context;
 use std::path::Path;
 
@@ -40,6 +41,7 @@ pub async fn run(args: DemoArgs, database_url: &str, data_dir: &Path) -> anyhow:
     }
     let fleet =
         fleet::fleet_file(&instances, &user_key, &synthetic).context("the demo fleet file")?;
+    seed_roi(database_url).await;
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let rate = args.traffic;
@@ -60,6 +62,25 @@ pub async fn run(args: DemoArgs, database_url: &str, data_dir: &Path) -> anyhow:
     let served = super::serve::run_fleet(args.serve, database_url, fleet, Some(ready_tx)).await;
     generator.abort();
     served
+}
+
+/// Gives the demo's servers ROI inputs on its first start (never over stored ones). A store
+/// that cannot take them costs the demo nothing but the numbers: it is logged.
+async fn seed_roi(database_url: &str) {
+    let seeded = async {
+        let store = Store::open_with(database_url, 2).await?;
+        let seeded = roi_seed::seed_roi_inputs(&store).await;
+        store.close().await;
+        seeded
+    };
+    match seeded.await {
+        Ok(0) => {}
+        Ok(servers) => tracing::info!(
+            servers,
+            "stored the demo's ROI inputs (editable on the ROI page)"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot store the demo's ROI inputs"),
+    }
 }
 
 /// Serves one demo server until SIGINT or SIGTERM (HTTP), or until stdin closes (stdio).

@@ -3,5 +3,6 @@
 pub mod access;
 pub mod bench;
 pub mod demo;
+pub mod scale_fleet;
 pub mod serve;
 pub mod user;

@@ -22,6 +22,7 @@ use crate::telemetry::prober;
 use crate::telemetry::sampler::{self, SamplerSettings};
 use crate::telemetry::series::SeriesBook;
 use crate::telemetry::traces;
+use crate::web::assets::SiteAssets;
 use crate::web::{self, AllowedHosts, AllowedOrigins, AppState, SecurityHeaders, WebSettings};
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -30,6 +31,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// The site's file names (cargo-leptos' `output-name`).
+const OUTPUT_NAME: &str = "fleetdeck";
 use tower_sessions::session_store::ExpiredDeletion;
 
 /// How often the store is checked for access changes made elsewhere (CLI, other replicas).
@@ -73,12 +77,11 @@ pub async fn run_fleet(
         }
     }
 
-    let pkg_js = args.site_root.join("pkg/fleetdeck.js");
-    if !pkg_js.is_file() {
+    let assets = SiteAssets::read(&args.site_root, OUTPUT_NAME).map_err(anyhow::Error::msg)?;
+    if !assets.hashed() && !args.site_root.join("pkg/fleetdeck.js").is_file() {
         tracing::warn!(
             site_root = %args.site_root.display(),
-            "{} is missing: pages will render but not hydrate (build with `cargo leptos build`)",
-            pkg_js.display()
+            "the site's pkg/ holds no fleetdeck.js: pages will render but not hydrate (build with `cargo leptos build`)",
         );
     }
 
@@ -155,14 +158,21 @@ pub async fn run_fleet(
         .with_change_feed(feed.clone()),
     );
     let leptos_options = LeptosOptions::builder()
-        .output_name("fleetdeck")
+        .output_name(OUTPUT_NAME)
         .site_root(args.site_root.to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
         .site_addr(args.addr)
+        .hash_files(assets.hashed())
+        // An absolute path: Leptos joins it to the executable's directory, which keeps it.
+        .hash_file(assets.hash_file.as_ref().map_or_else(
+            || web::assets::HASH_FILE.into(),
+            |p| p.to_string_lossy().into(),
+        ))
         .build();
+    let metrics = Metrics::new().with_max_tool_series(args.metrics_max_tool_series);
     let metrics = Arc::new(match store.backend() {
-        Backend::Postgres => Metrics::new().with_change_feed(feed.clone()),
-        Backend::Sqlite => Metrics::new(),
+        Backend::Postgres => metrics.with_change_feed(feed.clone()),
+        Backend::Sqlite => metrics,
     });
     let state = AppState {
         leptos_options,
@@ -182,6 +192,7 @@ pub async fn run_fleet(
         session_idle: Duration::from_secs_f64(args.session_idle_minutes * 60.0),
         allowed_origins: AllowedOrigins::new(args.allowed_origins),
         trusted_proxies: trusted_proxies.clone(),
+        assets,
     };
     let dispatcher = Arc::new(
         Dispatcher::new(

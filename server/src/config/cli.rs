@@ -61,8 +61,40 @@ pub enum Command {
     /// within a second).
     #[command(subcommand)]
     Permission(PermissionCommand),
-    /// Measure the gateway's overhead against direct calls (loopback)
+    /// Measure the gateway's overhead against direct calls (loopback), or with --dashboard
+    /// the dashboard at a thousand instances
     Bench(BenchArgs),
+    /// Serve a synthetic fleet on loopback (many servers and instances, large tool
+    /// catalogs) and write its fleet file, until interrupted: for scale tests.
+    ScaleFleet(ScaleFleetArgs),
+}
+
+/// Settings of `fleetdeck scale-fleet`.
+#[derive(Debug, Args)]
+pub struct ScaleFleetArgs {
+    /// Where to write the fleet file (replaced if it exists).
+    #[arg(long)]
+    pub write_fleet: PathBuf,
+
+    /// Servers.
+    #[arg(long, default_value_t = 50, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=500))]
+    pub servers: usize,
+
+    /// Instances of each server.
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=200))]
+    pub instances: usize,
+
+    /// Tools in each server's catalog.
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub tools: usize,
+
+    /// Assistants declared in the fleet file (tiers in turn: viewer, developer, admin).
+    #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000))]
+    pub assistants: usize,
+
+    /// Every n-th instance points at a closed port and turns unhealthy (0: none).
+    #[arg(long, default_value_t = 17, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1_000_000))]
+    pub unreachable_every: usize,
 }
 
 /// Settings of `fleetdeck bench` (it keeps its state in a temporary directory, so the
@@ -93,6 +125,16 @@ pub struct BenchArgs {
     /// `node` on PATH (e.g. end2end/node_modules/@modelcontextprotocol/server-everything/dist/index.js).
     #[arg(long, env = "FLEETDECK_BENCH_REFERENCE_SERVER")]
     pub reference_server: Option<std::path::PathBuf>,
+
+    /// Measure the dashboard instead: a synthetic fleet of 1,000 instances (50 servers ×
+    /// 20, 200 tools each) and 100 assistants; page render times and sizes, a live
+    /// update's bytes, /metrics, and the replica's idle CPU and memory.
+    #[arg(long, conflicts_with = "reference_server")]
+    pub dashboard: bool,
+
+    /// With --dashboard: loads of each page measured.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub loads: u64,
 }
 
 /// Settings of `fleetdeck demo`: everything `serve` takes, plus the traffic rate.
@@ -206,6 +248,11 @@ pub struct ServeArgs {
     /// e.g. 0.5; at most a year).
     #[arg(long, env = "FLEETDECK_SESSION_IDLE_MINUTES", default_value_t = 720.0, value_parser = parse_idle_minutes)]
     pub session_idle_minutes: f64,
+
+    /// Tools (server and tool pairs) with call series of their own on /metrics; calls of
+    /// further tools count under their server as tool="_other".
+    #[arg(long, env = "FLEETDECK_METRICS_MAX_TOOL_SERIES", default_value_t = crate::telemetry::metrics::DEFAULT_MAX_TOOL_SERIES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100_000))]
+    pub metrics_max_tool_series: usize,
 
     /// Which traces are kept and where they go.
     #[command(flatten)]

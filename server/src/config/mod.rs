@@ -5,5 +5,5 @@ pub mod fleet;
 
 pub use cli::{
     AssistantCommand, BenchArgs, Cli, Command, DemoArgs, DemoServerArgs, PermissionCommand,
-    PermissionTarget, ServeArgs, UserCommand,
+    PermissionTarget, ScaleFleetArgs, ServeArgs, UserCommand,
 };

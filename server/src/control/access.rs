@@ -6,8 +6,9 @@ use crate::gateway::record::Outcome;
 use app::control::AccessPlane;
 use app::error::AppError;
 use app::wire::{
-    ApiKeyView, AssistantView, Decision, IssuedKey, PermissionMatrix, ServerPermissions,
-    SessionUser, Tier, ToolPermissions,
+    ApiKeyView, AssistantView, Decision, IssuedKey, PERMISSION_COLUMNS_PAGE, PERMISSION_ROWS_PAGE,
+    PagePosition, PermissionPageView, PermissionQuery, SessionUser, Tier, ToolPermissions,
+    contains_folded, group_by_server,
 };
 
 /// An access change refused or failed, as the dashboard shows it.
@@ -121,43 +122,77 @@ impl AccessPlane for FleetControl {
         Ok(())
     }
 
-    async fn permission_matrix(&self) -> Result<PermissionMatrix, AppError> {
-        let assistants: Vec<(String, Tier)> = self
+    async fn permission_page(
+        &self,
+        query: PermissionQuery,
+    ) -> Result<PermissionPageView, AppError> {
+        let query = query.checked().map_err(AppError::Invalid)?;
+        let mut every: Vec<(String, Tier)> = self
             .access
             .assistants()
             .into_iter()
             .map(|a| (a.name, a.tier))
             .collect();
-        let servers = self
-            .registry
-            .servers()
+        every.sort();
+        let assistant_names: Vec<String> = every.iter().map(|(name, _)| name.clone()).collect();
+        let matching: Vec<(String, Tier)> = every
+            .into_iter()
+            .filter(|(name, _)| query.assistant.as_ref().is_none_or(|a| a == name))
+            .collect();
+        let columns = PagePosition::new(matching.len(), query.columns, PERMISSION_COLUMNS_PAGE);
+        let assistants = columns.cut(matching);
+        let servers = self.registry.servers();
+        let search = query.search_folded();
+        // Rows are chosen on names (and, with a decision filter, on the shown columns'
+        // decisions); cells are computed for this page's rows only.
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for server in servers
             .iter()
-            .map(|server| {
-                let mut names: Vec<String> = server
-                    .catalog()
-                    .tools
-                    .iter()
-                    .map(|t| t.name.to_string())
-                    .collect();
-                names.sort();
-                ServerPermissions {
-                    server: server.name.clone(),
-                    tools: names
-                        .into_iter()
-                        .map(|tool| ToolPermissions {
-                            cells: assistants
-                                .iter()
-                                .map(|(name, _)| self.access.decide(name, &server.name, &tool))
-                                .collect(),
-                            tool,
-                        })
-                        .collect(),
+            .filter(|s| query.server.as_ref().is_none_or(|name| *name == s.name))
+        {
+            let mut names: Vec<String> = server
+                .catalog()
+                .tools
+                .iter()
+                .map(|t| t.name.to_string())
+                .filter(|tool| {
+                    search.as_deref().is_none_or(|text| {
+                        contains_folded(&format!("{}__{tool}", server.name), text)
+                    })
+                })
+                .collect();
+            names.sort();
+            for tool in names {
+                let wanted = query.decision.is_none_or(|decision| {
+                    assistants.iter().any(|(assistant, _)| {
+                        self.access.decide(assistant, &server.name, &tool).decision == decision
+                    })
+                });
+                if wanted {
+                    rows.push((server.name.clone(), tool));
                 }
+            }
+        }
+        let position = PagePosition::new(rows.len(), query.page, PERMISSION_ROWS_PAGE);
+        let rows = position
+            .cut(rows)
+            .into_iter()
+            .map(|(server, tool)| {
+                let cells = assistants
+                    .iter()
+                    .map(|(assistant, _)| self.access.decide(assistant, &server, &tool))
+                    .collect();
+                (server, ToolPermissions { tool, cells })
             })
             .collect();
-        Ok(PermissionMatrix {
+        Ok(PermissionPageView {
             assistants,
-            servers,
+            servers: group_by_server(rows),
+            rows: position,
+            columns,
+            assistant_names,
+            server_names: servers.iter().map(|s| s.name.clone()).collect(),
+            total_tools: servers.iter().map(|s| s.catalog().tools.len()).sum(),
         })
     }
 

@@ -9,8 +9,9 @@ use crate::upstream::Endpoint;
 use app::control::FleetPlane;
 use app::error::AppError;
 use app::wire::{
-    BreakerTransitionView, CacheView, FleetView, InstanceView, ScrapedLoad, ServerView,
-    SessionUser, ToolView,
+    BreakerTransitionView, BreakerTransitionsView, CacheView, FleetView, InstanceView,
+    PagePosition, ScrapedLoad, ServerView, SessionUser, TOOL_INSTANCES_SHOWN, TOOLS_PAGE_SIZE,
+    ToolPageView, ToolQuery, ToolView, contains_folded,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -240,7 +241,7 @@ impl FleetPlane for FleetControl {
         })
     }
 
-    async fn breaker_transitions(&self) -> Result<Vec<BreakerTransitionView>, AppError> {
+    async fn breaker_transitions(&self, limit: usize) -> Result<BreakerTransitionsView, AppError> {
         let (now, now_ms) = (Instant::now(), crate::store::now_ms());
         let mut transitions: Vec<(Instant, BreakerTransitionView)> = self
             .registry
@@ -258,7 +259,15 @@ impl FleetPlane for FleetControl {
             .collect();
         // Newest first, by the monotonic clock (ms rounding must not reorder them).
         transitions.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-        Ok(transitions.into_iter().map(|(_, view)| view).collect())
+        let total = transitions.len();
+        Ok(BreakerTransitionsView {
+            transitions: transitions
+                .into_iter()
+                .take(limit)
+                .map(|(_, view)| view)
+                .collect(),
+            total,
+        })
     }
 
     async fn drain_instance(
@@ -474,41 +483,90 @@ impl FleetPlane for FleetControl {
         Ok(format!("invalidated {target}"))
     }
 
-    async fn tools(&self) -> Result<Vec<ToolView>, AppError> {
-        let mut views = Vec::new();
-        for server in self.registry.servers() {
-            let instances: Vec<String> = server.instances().iter().map(|i| i.id.clone()).collect();
-            for tool in server.catalog().tools.iter() {
-                let mut annotations = Vec::new();
-                if let Some(a) = &tool.annotations {
-                    for (name, value) in [
-                        ("read_only", a.read_only_hint),
-                        ("destructive", a.destructive_hint),
-                        ("idempotent", a.idempotent_hint),
-                        ("open_world", a.open_world_hint),
-                    ] {
-                        if let Some(value) = value {
-                            annotations.push((name.to_string(), value.to_string()));
-                        }
-                    }
-                }
-                views.push(ToolView {
-                    server: server.name.clone(),
-                    name: format!("{}__{}", server.name, tool.name),
-                    title: tool
-                        .title
-                        .clone()
-                        .or_else(|| tool.annotations.as_ref().and_then(|a| a.title.clone())),
-                    description: tool.description.as_ref().map(|d| d.to_string()),
-                    input_schema: serde_json::to_string_pretty(tool.input_schema.as_ref())
-                        .unwrap_or_default(),
-                    annotations,
-                    instances: instances.clone(),
-                    cacheable: server.settings.cacheable.contains(tool.name.as_ref()),
-                });
+    async fn tools_page(&self, query: ToolQuery) -> Result<ToolPageView, AppError> {
+        let query = query.checked().map_err(AppError::Invalid)?;
+        let search = query.search_folded();
+        let servers = self.registry.servers();
+        // Matched on the catalogs as they are; views are built for this page's tools only.
+        let matching: Vec<(&Arc<ServerEntry>, Arc<rmcp::model::Tool>)> = servers
+            .iter()
+            .filter(|server| {
+                query
+                    .server
+                    .as_ref()
+                    .is_none_or(|name| *name == server.name)
+            })
+            .flat_map(|server| {
+                let catalog = server.catalog();
+                catalog
+                    .tools
+                    .iter()
+                    .filter(|tool| {
+                        search
+                            .as_deref()
+                            .is_none_or(|text| tool_matches(server, tool, text))
+                    })
+                    .map(|tool| (server, tool.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let position = PagePosition::new(matching.len(), query.page, TOOLS_PAGE_SIZE);
+        let tools = position
+            .cut(matching)
+            .into_iter()
+            .map(|(server, tool)| tool_view(server, &tool))
+            .collect();
+        Ok(ToolPageView {
+            tools,
+            position,
+            total: servers.iter().map(|s| s.catalog().tools.len()).sum(),
+            servers: servers.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+}
+
+/// Whether `tool` of `server` matches a search text (lower-case): its exposed name, title
+/// or description.
+fn tool_matches(server: &ServerEntry, tool: &rmcp::model::Tool, text: &str) -> bool {
+    let folded = |value: &str| contains_folded(value, text);
+    folded(&format!("{}__{}", server.name, tool.name))
+        || tool.title.as_deref().is_some_and(folded)
+        || tool.description.as_deref().is_some_and(folded)
+}
+
+/// A tool as the Tools page shows it.
+fn tool_view(server: &ServerEntry, tool: &rmcp::model::Tool) -> ToolView {
+    let mut annotations = Vec::new();
+    if let Some(a) = &tool.annotations {
+        for (name, value) in [
+            ("read_only", a.read_only_hint),
+            ("destructive", a.destructive_hint),
+            ("idempotent", a.idempotent_hint),
+            ("open_world", a.open_world_hint),
+        ] {
+            if let Some(value) = value {
+                annotations.push((name.to_string(), value.to_string()));
             }
         }
-        Ok(views)
+    }
+    let instances = server.instances();
+    ToolView {
+        server: server.name.clone(),
+        name: format!("{}__{}", server.name, tool.name),
+        title: tool
+            .title
+            .clone()
+            .or_else(|| tool.annotations.as_ref().and_then(|a| a.title.clone())),
+        description: tool.description.as_ref().map(|d| d.to_string()),
+        input_schema: serde_json::to_string_pretty(tool.input_schema.as_ref()).unwrap_or_default(),
+        annotations,
+        instances: instances
+            .iter()
+            .take(TOOL_INSTANCES_SHOWN)
+            .map(|i| i.id.clone())
+            .collect(),
+        instance_count: u32::try_from(instances.len()).unwrap_or(u32::MAX),
+        cacheable: server.settings.cacheable.contains(tool.name.as_ref()),
     }
 }
 
@@ -732,7 +790,18 @@ breaker = { failures = 2 }
             ("closed", 0)
         );
 
-        let transitions = control.breaker_transitions().await.unwrap();
+        let listed = control.breaker_transitions(100).await.unwrap();
+        assert_eq!(listed.total, 2);
+        assert_eq!(
+            control
+                .breaker_transitions(1)
+                .await
+                .unwrap()
+                .transitions
+                .len(),
+            1
+        );
+        let transitions = listed.transitions;
         let steps: Vec<_> = transitions
             .iter()
             .map(|t| {

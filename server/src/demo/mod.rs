@@ -12,6 +12,8 @@ pub mod fleet;
 mod kind;
 pub mod knobs;
 mod notifications;
+pub mod roi_seed;
+pub mod scale;
 mod search;
 mod server;
 mod serving;

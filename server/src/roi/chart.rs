@@ -9,9 +9,11 @@ use plotters::prelude::*;
 /// Width and height of the chart in SVG user units (it scales with its container).
 const SIZE: (u32, u32) = (640, 280);
 
-const VALUE: RGBColor = RGBColor(0x3f, 0xb9, 0x50);
-const COST: RGBColor = RGBColor(0xf8, 0x51, 0x49);
-const INK: RGBColor = RGBColor(0x8b, 0x9b, 0xab);
+use crate::telemetry::chart_theme as theme;
+
+const VALUE: RGBColor = theme::GREEN;
+const COST: RGBColor = theme::RED;
+const INK: RGBColor = theme::MUTED;
 
 /// The SVG of `cumulative` (value at the end of month 0, 1, …) against a flat `cost`
 /// line, with the amounts in `currency`. `None` if plotters fails (logged), so that a
@@ -35,17 +37,18 @@ fn draw(cumulative: &[f64], cost: f64, currency: &str) -> Result<String, String>
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         let err = |e: &dyn std::fmt::Display| e.to_string();
+        root.fill(&theme::BACKGROUND).map_err(|e| err(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(84)
             .build_cartesian_2d(0u32..months, 0f64..top)
             .map_err(|e| err(&e))?;
-        let axis_text = ("sans-serif", 13).into_font().color(&INK);
+        let axis_text = (theme::FONT, theme::LABEL_SIZE).into_font().color(&INK);
         chart
             .configure_mesh()
-            .light_line_style(INK.mix(0.04))
-            .bold_line_style(INK.mix(0.25))
+            .light_line_style(theme::GRID.mix(0.5))
+            .bold_line_style(theme::GRID)
             .axis_style(INK)
             .label_style(axis_text.clone())
             .axis_desc_style(axis_text.clone())
@@ -74,9 +77,13 @@ fn draw(cumulative: &[f64], cost: f64, currency: &str) -> Result<String, String>
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.0))
-            .border_style(INK.mix(0.4))
-            .label_font(axis_text)
+            .background_style(theme::BACKGROUND.mix(0.85))
+            .border_style(theme::GRID)
+            .label_font(
+                (theme::FONT, theme::LABEL_SIZE)
+                    .into_font()
+                    .color(&theme::INK),
+            )
             .draw()
             .map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;

@@ -1,6 +1,7 @@
 //! Charts of per-minute series, drawn as SVG with plotters on the server (the browser only
 //! shows an image): latency percentiles, calls and errors, cache hit rate, utilisation.
 
+use super::chart_theme as theme;
 use crate::telemetry::series::SeriesPoint;
 use plotters::prelude::*;
 use std::str::FromStr;
@@ -86,29 +87,25 @@ fn lines(kind: ChartKind, points: &[SeriesPoint], now_ms: i64) -> Vec<Line> {
             .filter_map(|p| Some((x(p), value(p)?)))
             .collect(),
     };
-    const BLUE_: RGBColor = RGBColor(37, 99, 235);
-    const AMBER: RGBColor = RGBColor(217, 119, 6);
-    const RED_: RGBColor = RGBColor(220, 38, 38);
-    const GREEN_: RGBColor = RGBColor(22, 163, 74);
     match kind {
         ChartKind::Latency => vec![
-            line("p50", BLUE_, &|p| p.p50_ms),
-            line("p95", AMBER, &|p| p.p95_ms),
-            line("p99", RED_, &|p| p.p99_ms),
+            line("p50", theme::BLUE, &|p| p.p50_ms),
+            line("p95", theme::AMBER, &|p| p.p95_ms),
+            line("p99", theme::RED, &|p| p.p99_ms),
         ],
         // Per second of the minute seen so far, so that the current minute is comparable.
         ChartKind::Calls => vec![
-            line("calls", BLUE_, &|p| {
+            line("calls", theme::BLUE, &|p| {
                 Some(p.calls as f64 / seconds_of(p, now_ms))
             }),
-            line("errors", RED_, &|p| {
+            line("errors", theme::RED, &|p| {
                 Some(p.errors as f64 / seconds_of(p, now_ms))
             }),
         ],
-        ChartKind::HitRate => vec![line("hit rate", GREEN_, &|p| {
+        ChartKind::HitRate => vec![line("hit rate", theme::GREEN, &|p| {
             p.hit_rate().map(|r| r * 100.0)
         })],
-        ChartKind::Utilisation => vec![line("utilisation", AMBER, &|p| {
+        ChartKind::Utilisation => vec![line("utilisation", theme::AMBER, &|p| {
             p.utilisation.map(|u| u * 100.0)
         })],
     }
@@ -134,7 +131,7 @@ fn draw(
     minutes: u32,
 ) -> Result<(), Box<dyn std::error::Error + 'static>> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
+    root.fill(&theme::BACKGROUND)?;
     let top = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
@@ -144,11 +141,19 @@ fn draw(
         _ => (top * 1.1).max(1.0),
     };
     let x_range = -f64::from(minutes)..0.0;
+    let labels = (theme::FONT, theme::LABEL_SIZE)
+        .into_font()
+        .color(&theme::MUTED);
     let mut chart = ChartBuilder::on(&root)
-        .caption(kind.title(), ("sans-serif", 15))
+        .caption(
+            kind.title(),
+            (theme::FONT, theme::CAPTION_SIZE)
+                .into_font()
+                .color(&theme::INK),
+        )
         .margin(10)
-        .x_label_area_size(28)
-        .y_label_area_size(52)
+        .x_label_area_size(32)
+        .y_label_area_size(56)
         .build_cartesian_2d(x_range, 0.0..y_max)?;
     chart
         .configure_mesh()
@@ -161,16 +166,18 @@ fn draw(
                 format!("{y:.1}")
             }
         })
-        .light_line_style(RGBColor(238, 238, 238))
+        .light_line_style(theme::GRID.mix(0.5))
+        .bold_line_style(theme::GRID)
+        .axis_style(theme::MUTED)
+        .label_style(labels.clone())
+        .axis_desc_style(labels.clone())
         .draw()?;
     let empty = lines.iter().all(|l| l.points.is_empty());
     if empty {
         root.draw(&Text::new(
             "no calls in this period",
             (SIZE.0 as i32 / 2 - 80, SIZE.1 as i32 / 2),
-            ("sans-serif", 14)
-                .into_font()
-                .color(&RGBColor(120, 120, 120)),
+            labels.clone(),
         ))?;
     }
     for line in lines {
@@ -178,11 +185,14 @@ fn draw(
         chart
             .draw_series(LineSeries::new(
                 line.points.iter().copied(),
-                colour.stroke_width(2),
+                colour.stroke_width(theme::LINE_WIDTH),
             ))?
             .label(line.name)
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 14, y)], colour.stroke_width(2))
+                PathElement::new(
+                    vec![(x, y), (x + 14, y)],
+                    colour.stroke_width(theme::LINE_WIDTH),
+                )
             });
         // A lone minute would be an invisible line: mark every point.
         chart.draw_series(
@@ -195,8 +205,13 @@ fn draw(
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(RGBColor(200, 200, 200))
+            .background_style(theme::BACKGROUND.mix(0.85))
+            .border_style(theme::GRID)
+            .label_font(
+                (theme::FONT, theme::LABEL_SIZE)
+                    .into_font()
+                    .color(&theme::INK),
+            )
             .draw()?;
     }
     root.present()?;

@@ -138,6 +138,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// The default log filter: what an operator should act on, and Fleetdeck's own news.
+const DEFAULT_FILTER: &str = "warn,fleetdeck=info,app=info";
+
+/// rmcp's transport worker logs every failed connection to an instance as an error: at a
+/// thousand instances, a few dead ones would fill the log at every probe. The prober
+/// reports the same failure once, as a health change with its reason.
+const QUIET_RMCP_WORKER: &str = "rmcp::transport::worker=off";
+
+/// The filter for `RUST_LOG` (unset, empty or invalid: the default), with rmcp's transport
+/// worker silenced unless `RUST_LOG` names rmcp itself.
+fn log_filter(rust_log: Option<&str>) -> EnvFilter {
+    let spec = rust_log
+        .map(str::trim)
+        .filter(|spec| !spec.is_empty() && EnvFilter::try_new(spec).is_ok())
+        .unwrap_or(DEFAULT_FILTER);
+    let spec = if spec.contains("rmcp") {
+        spec.to_string()
+    } else {
+        format!("{spec},{QUIET_RMCP_WORKER}")
+    };
+    EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+}
+
 /// Installs the global subscriber, writing to stderr. `RUST_LOG` overrides the default
 /// filter (`info` for Fleetdeck, `warn` for its dependencies); it filters log lines only:
 /// the trace layer (see `telemetry::traces`) sees the gateway's spans whatever it says.
@@ -145,8 +168,7 @@ pub fn init(format: LogFormat) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,fleetdeck=info,app=info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(RedactedStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -163,6 +185,28 @@ pub fn init(format: LogFormat) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filter_silences_rmcps_worker_unless_asked_for() {
+        let shown = |rust_log: Option<&str>| log_filter(rust_log).to_string();
+        for quiet in [None, Some(""), Some("debug"), Some("not a [filter")] {
+            assert!(
+                shown(quiet).contains(QUIET_RMCP_WORKER),
+                "{quiet:?}: {}",
+                shown(quiet)
+            );
+        }
+        assert!(shown(None).contains("fleetdeck=info"));
+        assert!(
+            shown(Some("not a [filter")).contains("fleetdeck=info"),
+            "invalid: the default"
+        );
+        assert!(
+            shown(Some("debug")).starts_with("debug") || shown(Some("debug")).contains(",debug")
+        );
+        let asked = shown(Some("rmcp=trace"));
+        assert!(!asked.contains(QUIET_RMCP_WORKER), "{asked}");
+    }
 
     #[test]
     fn log_lines_lose_url_secrets_and_are_bounded() {

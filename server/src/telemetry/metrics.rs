@@ -34,8 +34,15 @@ const DURATION_BUCKETS: [f64; 15] = [
 ];
 
 /// The label value of calls of tools in no catalog. Callers choose those names, so they
-/// never become labels of their own: made-up tools cannot grow the series.
+/// never become labels of their own: made-up tools cannot grow the series. Also the `tool`
+/// of a listed tool's calls once [`Metrics::max_tool_series`] tools have their own series.
 const OVERFLOW_LABEL: &str = "_other";
+
+/// Tools (server and tool pairs) with call series of their own, by default. Each has a
+/// counter per outcome and, once called, a duration histogram (about 25 lines): at the
+/// limit `/metrics` holds some 50,000 tool lines, beyond it a fleet of 10,000 tools
+/// would make every scrape megabytes long.
+pub const DEFAULT_MAX_TOOL_SERIES: usize = 2000;
 
 /// Families fed by `observe`, one update per tool call.
 struct CallFamilies {
@@ -120,6 +127,7 @@ struct FleetFamilies {
 #[derive(Default)]
 struct KnownTools {
     by_server: HashMap<String, HashSet<String>>,
+    len: usize,
 }
 
 impl KnownTools {
@@ -131,10 +139,21 @@ impl KnownTools {
 
     /// Adds the pair; returns false if it was known.
     fn insert(&mut self, server: &str, tool: &str) -> bool {
-        self.by_server
+        let added = self
+            .by_server
             .entry(server.to_owned())
             .or_default()
-            .insert(tool.to_owned())
+            .insert(tool.to_owned());
+        self.len += usize::from(added);
+        added
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_server.iter().flat_map(|(server, tools)| {
+            tools
+                .iter()
+                .map(move |tool| (server.as_str(), tool.as_str()))
+        })
     }
 }
 
@@ -144,6 +163,8 @@ pub struct Metrics {
     // One scrape at a time: each fills the registry-derived families from scratch.
     fleet: Mutex<FleetFamilies>,
     known: RwLock<KnownTools>,
+    /// Tools with series of their own at most ([`DEFAULT_MAX_TOOL_SERIES`]).
+    max_tool_series: usize,
     /// How this replica follows the others (PostgreSQL only).
     change_feed: Option<Arc<ChangeFeed>>,
 }
@@ -550,8 +571,16 @@ impl Metrics {
             calls: CallFamilies::new(),
             fleet: Mutex::new(FleetFamilies::new()),
             known: RwLock::new(KnownTools::default()),
+            max_tool_series: DEFAULT_MAX_TOOL_SERIES,
             change_feed: None,
         }
+    }
+
+    /// At most `limit` tools get call series of their own; the calls of others are counted
+    /// under their server with `tool="_other"`.
+    pub fn with_max_tool_series(mut self, limit: usize) -> Metrics {
+        self.max_tool_series = limit;
+        self
     }
 
     /// Also exposes how this replica follows the others' changes.
@@ -643,8 +672,9 @@ impl Metrics {
         encode(families)
     }
 
-    /// The labels a call is counted under: its own names if its tool is in a catalog, else
-    /// the overflow label.
+    /// The labels a call is counted under: its own names if its tool is in a catalog and
+    /// has (or may still get) series of its own, its server and the overflow label if the
+    /// series limit is reached, else the overflow label twice.
     fn series_names<'a>(&self, record: &'a CallRecord) -> (&'a str, &'a str) {
         if !record.known_tool {
             return (OVERFLOW_LABEL, OVERFLOW_LABEL);
@@ -656,38 +686,49 @@ impl Metrics {
         }
         drop(read);
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
-        if known.insert(server, tool) {
-            self.calls.start_at_zero(server, tool);
+        if known.contains(server, tool) {
+            return (server, tool);
         }
+        if known.len >= self.max_tool_series {
+            return (server, OVERFLOW_LABEL);
+        }
+        known.insert(server, tool);
+        self.calls.start_at_zero(server, tool);
         (server, tool)
     }
 
-    /// Gives every listed tool its call series (at zero) and every server its upstream
-    /// counters, so that dashboards see them before the first call.
-    /// Tools no longer in any catalog lose their series: an upstream renaming its tools at
-    /// every listing cannot grow `/metrics` (it is bounded by the catalogs' `max_tools`).
+    /// Gives every server its upstream counters and, while the fleet's catalogs fit the
+    /// series limit, every listed tool its call series (at zero), so that dashboards see
+    /// them before the first call; beyond the limit, tools get series as they are first
+    /// called, while slots last. Tools no longer in any catalog lose their series: an
+    /// upstream renaming its tools at every listing cannot grow `/metrics`.
     fn know_catalogs(&self, registry: &Registry) {
-        let mut current = KnownTools::default();
+        let mut listed = KnownTools::default();
         for server in registry.servers() {
             let name = server.name.as_str();
             self.calls.upstream_attempts.with_label_values(&[name]);
             self.calls.upstream_retries.with_label_values(&[name]);
             for tool in server.catalog().tools.iter() {
-                current.insert(name, &tool.name);
+                listed.insert(name, &tool.name);
             }
         }
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
-        for (server, tools) in &known.by_server {
-            for tool in tools.iter().filter(|t| !current.contains(server, t)) {
+        let mut kept = KnownTools::default();
+        for (server, tool) in known.iter() {
+            if listed.contains(server, tool) {
+                kept.insert(server, tool);
+            } else {
                 self.calls.forget(server, tool);
             }
         }
-        for (server, tools) in &current.by_server {
-            for tool in tools.iter().filter(|t| !known.contains(server, t)) {
-                self.calls.start_at_zero(server, tool);
+        if listed.len <= self.max_tool_series {
+            for (server, tool) in listed.iter() {
+                if kept.insert(server, tool) {
+                    self.calls.start_at_zero(server, tool);
+                }
             }
         }
-        *known = current;
+        *known = kept;
     }
 }
 
@@ -697,14 +738,13 @@ fn encode(mut families: Vec<MetricFamily>) -> String {
     families.retain(|family| !family.get_metric().is_empty());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     for family in &mut families {
-        family.mut_metric().sort_by(|a, b| {
-            let values = |m: &prometheus::proto::Metric| {
-                m.get_label()
-                    .iter()
-                    .map(|l| l.value().to_owned())
-                    .collect::<Vec<_>>()
-            };
-            values(a).cmp(&values(b))
+        // The label values once per series, not once per comparison (thousands of series
+        // at fleet scale).
+        family.mut_metric().sort_by_cached_key(|m| {
+            m.get_label()
+                .iter()
+                .map(|l| l.value().to_owned())
+                .collect::<Vec<_>>()
         });
     }
     let mut out = String::new();
@@ -1070,6 +1110,62 @@ mod tests {
             .collect();
         assert_eq!(tools.len(), 50, "only the current catalog's tools");
         assert!(tools.contains("t950") && !tools.contains("t0"));
+    }
+
+    #[test]
+    fn beyond_the_series_limit_tools_are_counted_as_their_servers_other() {
+        let metrics = Metrics::new().with_max_tool_series(3);
+        let registry = registry();
+        let tools = (0..5)
+            .map(|n| Tool::new(format!("t{n}"), "Tool", Arc::new(serde_json::Map::new())))
+            .collect();
+        registry
+            .server("search")
+            .unwrap()
+            .set_catalog(tools, Instant::now());
+        let tool_series = |text: &str| -> HashSet<String> {
+            samples(text)
+                .into_iter()
+                .filter(|s| s.name == "fleetdeck_tool_calls_total")
+                .map(|s| s.labels["tool"].clone())
+                .collect()
+        };
+        // Five listed tools do not fit three series: none is started at zero.
+        assert!(tool_series(&metrics.render(&registry, depth(0))).is_empty());
+        for tool in ["t4", "t0", "t2", "t1", "t3", "t4"] {
+            metrics.observe(&record("search", tool, Outcome::Ok, 1, 1));
+        }
+        let text = metrics.render(&registry, depth(0));
+        let expected: HashSet<String> = ["t4", "t0", "t2", OVERFLOW_LABEL]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            tool_series(&text),
+            expected,
+            "the first three called, then _other"
+        );
+        let ok = |tool: &str| {
+            value(
+                &text,
+                "fleetdeck_tool_calls_total",
+                &[("server", "search"), ("tool", tool), ("outcome", "ok")],
+            )
+        };
+        assert_eq!(ok("t4"), Some(2.0));
+        assert_eq!(ok(OVERFLOW_LABEL), Some(2.0), "t1 and t3");
+        // A tool that leaves the catalog frees its slot for the next one called.
+        let kept = ["t0", "t1", "t2", "t3"]
+            .into_iter()
+            .map(|n| Tool::new(n, "Tool", Arc::new(serde_json::Map::new())))
+            .collect();
+        registry
+            .server("search")
+            .unwrap()
+            .set_catalog(kept, Instant::now());
+        metrics.render(&registry, depth(0));
+        metrics.observe(&record("search", "t3", Outcome::Ok, 1, 1));
+        assert!(tool_series(&metrics.render(&registry, depth(0))).contains("t3"));
     }
 
     #[test]

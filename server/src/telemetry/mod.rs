@@ -2,6 +2,7 @@
 //! per-minute series, capacity advice and the charts drawn from them.
 
 pub mod capacity;
+pub mod chart_theme;
 pub mod charts;
 pub mod health;
 pub mod logging;

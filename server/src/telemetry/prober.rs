@@ -6,11 +6,17 @@ use crate::registry::instance::HealthChange;
 use crate::registry::{FleetEvent, Health, Instance, Registry, ServerEntry};
 use crate::store::Store;
 use crate::telemetry::scrape;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Probes every instance every `interval` until the task is dropped. Health changes are
-/// published to the dashboard and recorded as fleet events.
+/// Probes running at once at most: a fleet of slow or hanging instances delays its own
+/// next cycle rather than piling up connections.
+const MAX_CONCURRENT_PROBES: usize = 64;
+
+/// Probes every instance every `interval` until the task is dropped, spread evenly over
+/// the interval (a thousand instances are 200 probes a second at 5 s, not a thousand at
+/// once). Health changes are published to the dashboard and recorded as fleet events.
 pub async fn run(registry: Arc<Registry>, store: Store, interval: Duration) {
     // No redirects: whatever answers at a metrics_url cannot send the scraper elsewhere.
     let client = match reqwest::Client::builder()
@@ -27,22 +33,56 @@ pub async fn run(registry: Arc<Registry>, store: Store, interval: Duration) {
     };
     // Scraped values outlive a missed scrape or two, not more.
     let stale_after = (interval * 3).max(Duration::from_secs(30));
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_PROBES));
+    let probing: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut cycle = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
-        let probes = registry.servers().into_iter().flat_map(|server| {
-            server
-                .instances()
-                .into_iter()
-                .map(move |instance| (server.clone(), instance))
-        });
-        let probes = probes.map(|(server, instance)| {
-            let (registry, store, client) = (registry.clone(), store.clone(), client.clone());
-            async move { probe(&registry, &store, &client, &server, &instance, stale_after).await }
-        });
-        futures::future::join_all(probes).await;
+        let instances: Vec<_> = registry
+            .servers()
+            .into_iter()
+            .flat_map(|server| {
+                server
+                    .instances()
+                    .into_iter()
+                    .map(move |instance| (server.clone(), instance))
+            })
+            .collect();
+        let offsets = spread(instances.len(), interval);
+        for ((server, instance), offset) in instances.into_iter().zip(offsets) {
+            tokio::time::sleep_until(cycle + offset).await;
+            // An instance whose last probe is still out (a hanging ping) is skipped.
+            if !lock(&probing).insert(instance.id.clone()) {
+                continue;
+            }
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (registry, store, client, probing) = (
+                registry.clone(),
+                store.clone(),
+                client.clone(),
+                probing.clone(),
+            );
+            tokio::spawn(async move {
+                probe(&registry, &store, &client, &server, &instance, stale_after).await;
+                lock(&probing).remove(&instance.id);
+                drop(slot);
+            });
+        }
+        // The next cycle starts an interval after this one, or now if this one overran.
+        cycle = (cycle + interval).max(tokio::time::Instant::now());
+        tokio::time::sleep_until(cycle).await;
     }
+}
+
+/// When each of `count` probes starts within `interval`: evenly apart, from 0.
+pub fn spread(count: usize, interval: Duration) -> impl Iterator<Item = Duration> {
+    let step = interval / u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+    (0..count).map(move |n| step * u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One probe of one instance: the health changes real calls caused since the last probe,
@@ -142,5 +182,30 @@ async fn report(registry: &Registry, store: &Store, instance: &Instance, change:
         .await
     {
         tracing::warn!(%error, "cannot record a health event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_spread_evenly_over_the_interval() {
+        let at: Vec<Duration> = spread(1000, Duration::from_secs(5)).collect();
+        assert_eq!(at.len(), 1000);
+        assert_eq!(at[0], Duration::ZERO);
+        assert_eq!(at[1], Duration::from_millis(5));
+        assert_eq!(at[999], Duration::from_millis(4995));
+        // In any 100 ms of the interval, 20 probes start: no burst.
+        let in_window = at
+            .iter()
+            .filter(|t| (Duration::from_millis(2000)..Duration::from_millis(2100)).contains(*t))
+            .count();
+        assert_eq!(in_window, 20);
+        assert_eq!(spread(0, Duration::from_secs(5)).count(), 0);
+        assert_eq!(
+            spread(1, Duration::from_secs(5)).collect::<Vec<_>>(),
+            [Duration::ZERO]
+        );
     }
 }

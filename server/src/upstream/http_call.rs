@@ -5,7 +5,9 @@
 //! Why not rmcp's client on this path: its session sends every call of an instance through
 //! one worker task and its channels (a serialisation point under load, found with `perf`),
 //! and parses every message into the whole model. Here only the envelope and the result
-//! are parsed. Listings, pings and `tools/list_changed` keep the rmcp session (`super`).
+//! are parsed. Active probes ping the same way: at a thousand instances, an rmcp session
+//! each (its worker task, channels and buffers) held about 150 KB per instance. Listings
+//! and `tools/list_changed` keep the rmcp session (`super`).
 //!
 //! Both protocol eras: an instance that answers `server/discover` naming 2026-07-28 is
 //! called statelessly (per-request `_meta`, `Mcp-Method` and `Mcp-Name` headers); any other
@@ -13,7 +15,7 @@
 //! session means it expired: the call fails as "not connected" (the tool never ran, so it
 //! is retried) and the next call handshakes again.
 
-use super::{AddressPolicy, LinkLocalFilter, ProgressSink, Reconnect, UpstreamError};
+use super::{AddressPolicy, ProgressSink, Reconnect, UpstreamError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CreateTaskResult, ErrorData,
@@ -84,10 +86,10 @@ struct Incoming<'a> {
     params: Option<&'a RawValue>,
 }
 
-/// What one message means for the call waiting on it.
-enum Settled {
+/// What one message means for the request waiting on it.
+enum Settled<T> {
     /// The answer.
-    Done(Result<CallToolResponse, UpstreamError>),
+    Done(Result<T, UpstreamError>),
     /// A progress notification for the call.
     Progress(ProgressNotificationParam),
     /// Anything else (other notifications, server requests a stateless call cannot answer).
@@ -189,21 +191,15 @@ impl HttpCaller {
         if let Some(why) = super::refused_address(&self.url, settings.policy) {
             return Err(UpstreamError::Connect(why));
         }
-        let mut builder = reqwest::Client::builder()
-            // An instance (or whoever answers at its address) cannot send the gateway
-            // elsewhere: a redirect is an error, not a new destination.
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(if settings.keep_alive {
+        let client = super::clients::shared(super::clients::ClientKind {
+            idle_per_host: if settings.keep_alive {
                 settings.max_idle.max(1)
             } else {
                 0
-            });
-        if settings.policy == AddressPolicy::NoLinkLocal {
-            // No proxy either: it would resolve the name itself, past the filter.
-            builder = builder.no_proxy().dns_resolver(Arc::new(LinkLocalFilter));
-        }
-        let client = builder.build().map_err(|e| connect(&e))?;
+            },
+            policy: settings.policy,
+        })
+        .map_err(|e| connect(&e))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
@@ -360,6 +356,7 @@ impl HttpCaller {
             progress,
             max_result_bytes.saturating_add(ENVELOPE_SLACK_BYTES),
             scrub,
+            parse_result,
         );
         let answer = tokio::select! {
             answer = exchange => return answer,
@@ -368,6 +365,49 @@ impl HttpCaller {
         };
         self.send_cancel(&connection, id, answer.1);
         Err(answer.0)
+    }
+
+    /// Whether the instance answers: an MCP `ping` for an instance of the older revisions
+    /// (after the handshake, if it has none yet), `server/discover` for one of 2026-07-28
+    /// (which has no `ping`: nothing to keep alive without sessions). Answered in time with
+    /// no error is `Ok`.
+    pub async fn ping(
+        &self,
+        settings: &ClientSettings,
+        timeout: Duration,
+        scrub: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), UpstreamError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let ping = async {
+            let connection = self.connection(settings, timeout, scrub).await?;
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let mut headers = connection.headers.clone();
+            let message = if connection.modern {
+                headers.insert(MCP_METHOD, HeaderValue::from_static("server/discover"));
+                serde_json::json!({
+                    "jsonrpc": "2.0", "id": id, "method": "server/discover",
+                    "params": { "_meta": modern_meta() },
+                })
+            } else {
+                serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": "ping" })
+            };
+            let body = serde_json::to_vec(&message)
+                .map_err(|e| UpstreamError::Protocol(format!("cannot encode a ping: {e}")))?;
+            self.exchange(
+                &connection,
+                headers,
+                body,
+                id,
+                None,
+                MAX_HANDSHAKE_BYTES,
+                scrub,
+                |_| Ok(()),
+            )
+            .await
+        };
+        tokio::time::timeout_at(deadline, ping)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout(timeout)))
     }
 
     /// Tells the instance that call `id` is abandoned (in the background: the caller has
@@ -397,7 +437,7 @@ impl HttpCaller {
 
     /// One request and its answer.
     #[allow(clippy::too_many_arguments)]
-    async fn exchange(
+    async fn exchange<T>(
         &self,
         connection: &Arc<Connection>,
         headers: HeaderMap,
@@ -406,7 +446,8 @@ impl HttpCaller {
         progress: Option<ProgressSink>,
         max_bytes: usize,
         scrub: &(dyn Fn(&str) -> String + Sync),
-    ) -> Result<CallToolResponse, UpstreamError> {
+        parse: ParseResult<T>,
+    ) -> Result<T, UpstreamError> {
         let sent = connection
             .client
             .post(&self.url)
@@ -452,7 +493,7 @@ impl HttpCaller {
                     let Some(data) = event.data.filter(|d| !d.is_empty()) else {
                         continue;
                     };
-                    match settle(data.as_bytes(), id, scrub) {
+                    match settle(data.as_bytes(), id, scrub, parse) {
                         Settled::Done(answer) => return answer,
                         Settled::Progress(update) => {
                             if let Some(sink) = &progress {
@@ -476,7 +517,7 @@ impl HttpCaller {
             .collect()
             .await
             .map_err(|e| self.stream_error(connection, &e, scrub))?;
-        match settle(&body, id, scrub) {
+        match settle(&body, id, scrub, parse) {
             Settled::Done(answer) => answer,
             _ if !status.is_success() => Err(UpstreamError::Lost(format!("HTTP {status}"))),
             _ => Err(UpstreamError::Protocol(
@@ -547,13 +588,21 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 }
 
 /// What one message from the instance means for call `id`.
-fn settle(data: &[u8], id: i64, scrub: &(dyn Fn(&str) -> String + Sync)) -> Settled {
+/// Reads a request's `result` into what the caller wants.
+type ParseResult<T> = fn(&RawValue) -> Result<T, UpstreamError>;
+
+fn settle<T>(
+    data: &[u8],
+    id: i64,
+    scrub: &(dyn Fn(&str) -> String + Sync),
+    parse: ParseResult<T>,
+) -> Settled<T> {
     let Ok(message) = serde_json::from_slice::<Incoming>(data) else {
         return Settled::Ignored;
     };
     let ours = message.id == Some(NumberOrString::Number(id));
     if ours && let Some(result) = message.result {
-        return Settled::Done(parse_result(result));
+        return Settled::Done(parse(result));
     }
     if ours && let Some(mut error) = message.error {
         error.message = scrub(&error.message).into();
@@ -720,7 +769,7 @@ mod tests {
     #[test]
     fn a_complete_result_settles_the_call() {
         let data = br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi"}],"isError":false}}"#;
-        match settle(data, 7, &keep) {
+        match settle(data, 7, &keep, parse_result) {
             Settled::Done(Ok(CallToolResponse::Complete(result))) => {
                 assert_eq!(result.is_error, Some(false));
                 assert_eq!(result.content.len(), 1);
@@ -732,18 +781,27 @@ mod tests {
     #[test]
     fn another_calls_answer_is_ignored() {
         let data = br#"{"jsonrpc":"2.0","id":8,"result":{"content":[]}}"#;
-        assert!(matches!(settle(data, 7, &keep), Settled::Ignored));
-        assert!(matches!(settle(b"not json", 7, &keep), Settled::Ignored));
+        assert!(matches!(
+            settle(data, 7, &keep, parse_result),
+            Settled::Ignored
+        ));
+        assert!(matches!(
+            settle(b"not json", 7, &keep, parse_result),
+            Settled::Ignored
+        ));
     }
 
     #[test]
     fn an_error_settles_the_call_scrubbed() {
         let data = br#"{"jsonrpc":"2.0","id":"x","error":{"code":-32602,"message":"bad"}}"#;
-        assert!(matches!(settle(data, 7, &keep), Settled::Ignored));
+        assert!(matches!(
+            settle(data, 7, &keep, parse_result),
+            Settled::Ignored
+        ));
         let data =
             br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad http://u:p@h/"}}"#;
         let scrub = |t: &str| crate::sanitize::scrub_url(t, "");
-        match settle(data, 7, &scrub) {
+        match settle(data, 7, &scrub, parse_result) {
             Settled::Done(Err(UpstreamError::Rpc(error))) => {
                 assert_eq!(error.code.0, -32602);
                 assert!(!error.message.contains(":p@"), "{}", error.message);
@@ -755,21 +813,26 @@ mod tests {
     #[test]
     fn progress_for_this_call_only() {
         let data = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":7,"progress":1,"total":3}}"#;
-        assert!(matches!(settle(data, 7, &keep), Settled::Progress(p) if p.progress == 1.0));
-        assert!(matches!(settle(data, 9, &keep), Settled::Ignored));
+        assert!(
+            matches!(settle(data, 7, &keep, parse_result), Settled::Progress(p) if p.progress == 1.0)
+        );
+        assert!(matches!(
+            settle(data, 9, &keep, parse_result),
+            Settled::Ignored
+        ));
     }
 
     #[test]
     fn a_task_result_is_recognised() {
         let data = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"task","taskId":"t1","status":"working","createdAt":"2026-12-01T00:00:00Z","lastUpdatedAt":"2026-12-01T00:00:00Z","ttlMs":1000}}"#;
-        match settle(data, 1, &keep) {
+        match settle(data, 1, &keep, parse_result) {
             Settled::Done(Ok(CallToolResponse::Task(_))) => {}
             Settled::Done(Err(error)) => panic!("{error}"),
             _ => panic!("not a task"),
         }
         let data = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"nonsense"}}"#;
         assert!(matches!(
-            settle(data, 1, &keep),
+            settle(data, 1, &keep, parse_result),
             Settled::Done(Err(UpstreamError::Protocol(_)))
         ));
     }

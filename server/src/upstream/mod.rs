@@ -3,6 +3,7 @@
 //! (listings, pings, `tools/list_changed`, and every call to a stdio child) uses one
 //! long-lived rmcp client session per instance, re-established after a failure.
 
+mod clients;
 mod http_call;
 
 use rmcp::handler::client::progress::ProgressDispatcher;
@@ -86,7 +87,7 @@ pub enum UpstreamError {
 }
 
 /// Which addresses an instance may be reached at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AddressPolicy {
     /// Any (instances of the fleet file: their author chose the address).
     #[default]
@@ -306,6 +307,15 @@ impl UpstreamSession {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// How its HTTP requests are sent (the fleet file's settings as they stand).
+    fn http_settings(&self) -> http_call::ClientSettings {
+        http_call::ClientSettings {
+            keep_alive: self.keep_alive.load(std::sync::atomic::Ordering::Relaxed),
+            policy: self.address_policy(),
+            max_idle: self.max_concurrent,
+        }
+    }
+
     /// The endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
@@ -377,21 +387,13 @@ impl UpstreamSession {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 config.max_concurrent_requests = self.max_concurrent;
                 let keep_alive = self.keep_alive.load(std::sync::atomic::Ordering::Relaxed);
-                let mut client = reqwest::Client::builder()
-                    // An instance (or whoever answers at its address) cannot send the
-                    // gateway elsewhere: a redirect is an error, not a new destination.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .tcp_nodelay(true)
+                let client = clients::shared(clients::ClientKind {
                     // Without keep-alive, a new connection per request (rmcp's default,
                     // safe with any server).
-                    .pool_max_idle_per_host(if keep_alive { self.max_concurrent } else { 0 });
-                if policy == AddressPolicy::NoLinkLocal {
-                    // No proxy either: it would resolve the name itself, past the filter.
-                    client = client
-                        .no_proxy()
-                        .dns_resolver(std::sync::Arc::new(LinkLocalFilter));
-                }
-                let client = client.build().map_err(|e| connect_error(&e))?;
+                    idle_per_host: if keep_alive { self.max_concurrent } else { 0 },
+                    policy,
+                })
+                .map_err(|e| connect_error(&e))?;
                 let transport = StreamableHttpClientTransport::with_client(client, config);
                 handler
                     .serve(transport)
@@ -517,6 +519,10 @@ impl UpstreamSession {
 
     /// Pings the instance (MCP `ping`).
     pub async fn ping(&self, timeout: Duration) -> Result<(), UpstreamError> {
+        if let Some(http) = &self.http {
+            let scrub = |text: &str| self.scrub(text);
+            return http.ping(&self.http_settings(), timeout, &scrub).await;
+        }
         let peer = self.peer(timeout).await?;
         let request = ClientRequest::PingRequest(Default::default());
         match tokio::time::timeout(timeout, peer.send_request(request)).await {
@@ -542,14 +548,9 @@ impl UpstreamSession {
                 .call_tool_in_session(params, progress, cancel, timeout)
                 .await;
         };
-        let settings = http_call::ClientSettings {
-            keep_alive: self.keep_alive.load(std::sync::atomic::Ordering::Relaxed),
-            policy: self.address_policy(),
-            max_idle: self.max_concurrent,
-        };
         let scrub = |text: &str| self.scrub(text);
         http.call_tool(
-            &settings,
+            &self.http_settings(),
             params,
             progress,
             cancel,

@@ -2,6 +2,7 @@
 //! login gates, health endpoints and metrics; and the guards around every route (allowed
 //! hosts, security headers).
 
+pub mod assets;
 mod audit_export;
 mod charts;
 mod client_address;
@@ -65,6 +66,8 @@ pub struct WebSettings {
     pub allowed_origins: AllowedOrigins,
     /// Proxies whose `X-Forwarded-For` names the client (for login throttling).
     pub trusted_proxies: TrustedProxies,
+    /// The site's static assets (hashed or not).
+    pub assets: assets::SiteAssets,
 }
 
 /// The logged-in user of a request's session, if any (for routes outside Leptos that the
@@ -94,6 +97,8 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
     let routes = generate_route_list(app::App);
     let control = state.control.clone();
     let options = state.leptos_options.clone();
+    let stylesheet = settings.assets.stylesheet.clone();
+    let shell = move |options: LeptosOptions| app::shell(options, stylesheet.clone());
     let sessions = SessionManagerLayer::new(sessions)
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
@@ -110,14 +115,16 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
         .route("/api/audit.csv", axum::routing::get(audit_export::export))
         .route("/charts/{chart}", axum::routing::get(charts::chart))
         .route("/api/roi.csv", axum::routing::get(roi_export::export))
-        .leptos_routes_with_context(&state, routes, page_context(control.clone()), move || {
-            app::shell(options.clone())
+        .merge(settings.assets.pkg_routes())
+        .leptos_routes_with_context(&state, routes, page_context(control.clone()), {
+            let shell = shell.clone();
+            move || shell(options.clone())
         })
         // The 404 page is rendered too: with the same nonce as its header.
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
-        >(page_context(control), app::shell))
+        >(page_context(control), shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             login_gate::require_login,
@@ -139,6 +146,11 @@ pub fn router(state: AppState, sessions: SessionBackend, settings: WebSettings) 
         ))
         // Merged after the layers: scrapers neither log in nor get a session.
         .merge(metrics::routes())
+        .layer(axum::middleware::from_fn(assets::revalidate_by_default))
+        // Pages, data, charts and /metrics are compressed for clients that accept gzip;
+        // event streams are not (each event must go out as it happens), nor answers that
+        // are already compressed (the release build's precompressed assets).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 

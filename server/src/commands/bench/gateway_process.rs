@@ -15,12 +15,13 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts `serve` with `fleet_file` and its store under `dir`, and waits until it
-    /// answers `/healthz` (or `ready_timeout` passes).
+    /// Starts `serve` with `fleet_file` and its store under `dir`, probing every
+    /// `probe_interval_s`, and waits until it answers `/healthz` (or `ready_timeout` passes).
     pub async fn start(
         dir: &Path,
         fleet_file: &Path,
         admin_password: &str,
+        probe_interval_s: u64,
         ready_timeout: Duration,
     ) -> anyhow::Result<GatewayProcess> {
         // Another build may be measured in this build's bench (before and after a change,
@@ -40,7 +41,7 @@ impl GatewayProcess {
             .arg("--addr")
             .arg(addr.to_string())
             .arg("--probe-interval-s")
-            .arg("3600")
+            .arg(probe_interval_s.to_string())
             // Not inherited by the child's own children, and never logged by it.
             .env("FLEETDECK_ADMIN_PASSWORD", admin_password)
             // What an operator should act on, not every call.
