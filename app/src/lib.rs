@@ -15,20 +15,17 @@ pub mod components;
 pub mod control;
 pub mod error;
 pub mod pages;
+pub mod routes;
 pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::Lazy;
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::layout::Layout;
-use crate::pages::traces::{TracePage, TracesPage};
-use crate::pages::{
-    account::AccountPage, assistants::AssistantsPage, audit::AuditLogPage, breakers::BreakersPage,
-    caches::CachesPage, fleet::FleetPage, login::LoginPage, not_found::NotFound,
-    overview::OverviewPage, permissions::PermissionsPage, tools::ToolsPage, users::UsersPage,
-};
+use crate::pages::{login::LoginPage, not_found::NotFound, overview::OverviewPage};
 
 /// The HTML document around the app, rendered on the server; `stylesheet` is the CSS
 /// file's URL (its name is hashed in a release build).
@@ -70,18 +67,18 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage />
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=OverviewPage />
-                    <Route path=path!("fleet") view=FleetPage />
-                    <Route path=path!("tools") view=ToolsPage />
-                    <Route path=path!("breakers") view=BreakersPage />
-                    <Route path=path!("caches") view=CachesPage />
-                    <Route path=path!("traces") view=TracesPage />
-                    <Route path=path!("traces/:trace_id") view=TracePage />
-                    <Route path=path!("permissions") view=PermissionsPage />
-                    <Route path=path!("assistants") view=AssistantsPage />
-                    <Route path=path!("audit") view=AuditLogPage />
-                    <Route path=path!("roi") view=crate::pages::roi::RoiPage />
-                    <Route path=path!("users") view=UsersPage />
-                    <Route path=path!("account") view=AccountPage />
+                    <Route path=path!("fleet") view={Lazy::<routes::Fleet>::new()} />
+                    <Route path=path!("tools") view={Lazy::<routes::Tools>::new()} />
+                    <Route path=path!("breakers") view={Lazy::<routes::Breakers>::new()} />
+                    <Route path=path!("caches") view={Lazy::<routes::Caches>::new()} />
+                    <Route path=path!("traces") view={Lazy::<routes::Traces>::new()} />
+                    <Route path=path!("traces/:trace_id") view={Lazy::<routes::Trace>::new()} />
+                    <Route path=path!("permissions") view={Lazy::<routes::Permissions>::new()} />
+                    <Route path=path!("assistants") view={Lazy::<routes::Assistants>::new()} />
+                    <Route path=path!("audit") view={Lazy::<routes::Audit>::new()} />
+                    <Route path=path!("roi") view={Lazy::<routes::Roi>::new()} />
+                    <Route path=path!("users") view={Lazy::<routes::Users>::new()} />
+                    <Route path=path!("account") view={Lazy::<routes::Account>::new()} />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -93,5 +90,6 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Lazy routes: a page's split-off code is loaded before its part of the page hydrates.
+    leptos::mount::hydrate_lazy(App);
 }

@@ -6,9 +6,10 @@
 // and a drain clicked while live updates run hits a button that has not moved (the row is
 // updated in place, not redrawn).
 //
-// The release site (`make release-site`: wasm-opt, hashed names, brotli and gzip copies)
-// served by fleetdeck: the page hydrates, the wasm, JS and CSS come compressed with a
-// year-long immutable cache header, pages and data come gzip-compressed and revalidated.
+// The release site (`make release-site`: wasm-opt, hashed names, brotli and gzip copies,
+// code split per page) served by fleetdeck: the page hydrates, the wasm, JS and CSS come
+// compressed with a year-long immutable cache header, a page's split-off code arrives
+// when it is opened, pages and data come gzip-compressed and revalidated.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -176,6 +177,21 @@ test("the release site: hashed, precompressed, immutable assets; compressed, rev
     assert.equal(plain.headers["content-encoding"], undefined);
     assert.ok(brotli.bytes < gzip.bytes && gzip.bytes < plain.bytes, `${brotli.bytes} < ${gzip.bytes} < ${plain.bytes}`);
     console.log(`release wasm: ${plain.bytes} bytes raw, ${brotli.bytes} brotli, ${gzip.bytes} gzip`);
+
+    // A page whose code is split off: its parts arrive when it is opened, hashed,
+    // compressed and immutable like the rest.
+    const before = responses.length;
+    await page.click("nav >> text=Fleet");
+    // This server has no fleet: the page says so once its code has arrived.
+    await page.waitForSelector("[data-testid=no-servers]");
+    const parts = responses.slice(before).filter((r) => /\/pkg\/(split_|chunk_).*\.wasm$/.test(r.url()));
+    assert.ok(parts.length > 0, "the Fleet page's code was fetched when it was opened");
+    for (const part of parts) {
+      const headers = await part.allHeaders();
+      assert.match(part.url(), /\.[A-Za-z0-9_-]{22}\.wasm$/);
+      assert.match(headers["cache-control"], /immutable/);
+      assert.ok(["br", "gzip"].includes(headers["content-encoding"]), `${part.url()}: ${headers["content-encoding"]}`);
+    }
 
     // The page itself and the data behind it: compressed, and revalidated at every load.
     const doc = await page.goto(`${release.url}/`);
