@@ -27,9 +27,17 @@ mkdir -p "$dest"
 cp "$release_dir/fleetdeck" "$dest/fleetdeck"
 cp -R "$site" "$dest/site"
 
-wasm=$(find "$dest/site/pkg" -name '*.wasm' | head -n 1)
+# The wasm every page loads (named in hash.txt), and the parts split off per page.
+wasm="$dest/site/pkg/fleetdeck.$(awk '$1 == "wasm:" { print $2 }' "$dest/site/hash.txt").wasm"
 size() { stat -c %s "$1"; }
+kib() { echo $(( ($1 + 1023) / 1024 )); }
+parts=0 parts_br=0
+for part in "$dest"/site/pkg/split_*.wasm "$dest"/site/pkg/chunk_*.wasm; do
+  [ -e "$part" ] || continue
+  parts=$(( parts + 1 )) parts_br=$(( parts_br + $(size "$part.br") ))
+done
 echo "bundle: $dest"
-echo "  server binary: $(( $(size "$dest/fleetdeck") / 1024 )) KiB"
-echo "  wasm: $(( $(size "$wasm") / 1024 )) KiB raw, $(( $(size "$wasm.br") / 1024 )) KiB brotli, $(( $(size "$wasm.gz") / 1024 )) KiB gzip"
+echo "  server binary: $(kib "$(size "$dest/fleetdeck")") KiB"
+echo "  wasm every page loads: $(kib "$(size "$wasm")") KiB raw, $(kib "$(size "$wasm.br")") KiB brotli, $(kib "$(size "$wasm.gz")") KiB gzip"
+echo "  split off per page: $parts parts, $(kib "$parts_br") KiB brotli in all"
 echo "  run:  LEPTOS_SITE_ROOT=$dest/site $dest/fleetdeck serve --fleet fleet.toml"
