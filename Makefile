@@ -17,8 +17,6 @@ export FLEETDECK_RELEASE_SITE := $(RELEASE_SITE)
 # cargo-leptos runs wasm-opt (binaryen, from npm) from PATH for release builds.
 RELEASE_PATH := $(CURDIR)/tools/node_modules/.bin:$(PATH)
 DIST := $(CURDIR)/dist/fleetdeck
-# cargo-leptos' own wasm-opt flags, run until they stop shrinking the code (~1% smaller).
-WASM_OPT_FLAGS := -Oz,--converge,--enable-bulk-memory,--enable-nontrapping-float-to-int
 
 .PHONY: demo test build release release-site tools test-tools release-tools lint unit e2e
 
@@ -44,7 +42,6 @@ release: release-tools release-site
 ## release-site: the optimised site alone: wasm-opt, hashed names, brotli and gzip copies
 release-site: release-tools
 	LEPTOS_SITE_ROOT="$(RELEASE_SITE)" LEPTOS_HASH_FILES=true PATH="$(RELEASE_PATH)" \
-		LEPTOS_WASM_OPT_FEATURES="$(WASM_OPT_FLAGS)" \
 		cargo leptos build --release --precompress --frontend-only --split
 	# The hashes the pages link to travel with the site (cargo-leptos writes them beside
 	# the release binary).

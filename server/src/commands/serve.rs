@@ -55,6 +55,7 @@ pub async fn run_fleet(
     fleet: FleetFile,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> anyhow::Result<()> {
+    raise_open_file_limit();
     // Parsed once, before anything starts: a bad entry stops the server here.
     let trusted_proxies = TrustedProxies::parse(args.trusted_proxies.iter().map(String::as_str))
         .context("--trusted-proxy (FLEETDECK_TRUSTED_PROXIES)")?;
@@ -352,6 +353,34 @@ async fn housekeeping(
         access.rate_limits().retain_recent();
         if let Err(error) = sessions.delete_expired().await {
             tracing::warn!(%error, "cannot delete expired sessions");
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one. A replica keeps a connection to
+/// each instance for probes and scrapes, besides its clients, dashboards and database:
+/// a thousand instances pass the usual soft limit of 1,024, which the hard limit (often
+/// 524,288 under systemd) does not stop. A failure is logged, not fatal.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(before, after = limit.rlim_cur, "raised the open-file limit");
+        } else {
+            tracing::warn!(
+                limit = before,
+                "cannot raise the open-file limit; a large fleet may run out of connections"
+            );
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct ClientSettings {
 /// What the handshake learned: how to call this instance.
 struct Connection {
     client: reqwest::Client,
+    /// Probes' client: keeps its connection between probes whatever `keep_alive` says (a
+    /// probe every few seconds should not cost a TCP handshake each; a one-write answer
+    /// meets no delayed-ACK wait).
+    probe_client: reqwest::Client,
     /// Headers of every call: content type, accept, protocol version, session.
     headers: HeaderMap,
     /// Stateless (2026-07-28): per-request `_meta` and the method/name headers.
@@ -200,6 +204,11 @@ impl HttpCaller {
             policy: settings.policy,
         })
         .map_err(|e| connect(&e))?;
+        let probe_client = super::clients::shared(super::clients::ClientKind {
+            idle_per_host: 1,
+            policy: settings.policy,
+        })
+        .map_err(|e| connect(&e))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
@@ -234,6 +243,7 @@ impl HttpCaller {
             headers.insert(PROTOCOL_VERSION, HeaderValue::from_static(MODERN));
             return Ok(Connection {
                 client,
+                probe_client: probe_client.clone(),
                 headers,
                 modern: true,
                 settings: settings_key,
@@ -294,6 +304,7 @@ impl HttpCaller {
         }
         Ok(Connection {
             client,
+            probe_client,
             headers,
             modern: false,
             settings: settings_key,
@@ -350,6 +361,7 @@ impl HttpCaller {
             .map_err(|e| UpstreamError::Protocol(format!("cannot encode the call: {e}")))?;
         let exchange = self.exchange(
             &connection,
+            &connection.client,
             headers,
             body,
             id,
@@ -395,6 +407,7 @@ impl HttpCaller {
                 .map_err(|e| UpstreamError::Protocol(format!("cannot encode a ping: {e}")))?;
             self.exchange(
                 &connection,
+                &connection.probe_client,
                 headers,
                 body,
                 id,
@@ -440,6 +453,7 @@ impl HttpCaller {
     async fn exchange<T>(
         &self,
         connection: &Arc<Connection>,
+        via: &reqwest::Client,
         headers: HeaderMap,
         body: Vec<u8>,
         id: i64,
@@ -448,13 +462,7 @@ impl HttpCaller {
         scrub: &(dyn Fn(&str) -> String + Sync),
         parse: ParseResult<T>,
     ) -> Result<T, UpstreamError> {
-        let sent = connection
-            .client
-            .post(&self.url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
+        let sent = via.post(&self.url).headers(headers).body(body).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
