@@ -100,7 +100,18 @@ test("the Overview shows the demo fleet at a glance, with live charts drawn on t
     }, src);
     assert.equal(chart.type, "image/svg+xml", kind);
     assert.match(chart.body, /<polyline/, `${kind} has a line`);
+    // Drawn in the dashboard's dark theme (its panel colour), not on white.
+    assert.match(chart.body, /fill="#172029"/i, `${kind} on the panel colour`);
   }
+
+  // The demo stored ROI inputs for its servers on its first start: the ROI page has
+  // figures and a ranking of all four servers from the start, not "no inputs yet".
+  await page.goto(`${server.url}/roi`);
+  await hydrated(page);
+  await page.waitForSelector("[data-testid=roi-ranking]");
+  const ranked = await page.$$eval("[data-testid=roi-ranking] tbody tr", (rows) => rows.map((r) => r.dataset.server).sort());
+  assert.deepEqual(ranked, ["database", "files", "notifications", "search"]);
+  assert.equal(await page.locator("[data-testid=roi-no-inputs]").count(), 0);
 
   // The Fleet page shows what the prober scraped from each instance's own /metrics.
   await page.goto(`${server.url}/fleet`);
